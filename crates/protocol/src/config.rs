@@ -1,0 +1,206 @@
+//! Limits, queue capacities, buffer sizes and timeouts: one [`ServerConfig`]
+//! for both servers, flattened into both command lines so the flags (and their
+//! defaults) cannot drift apart.
+
+use std::time::Duration;
+
+use clap::Args;
+use tungstenite::protocol::WebSocketConfig;
+
+/// How long a server waits for the peer's answer to its close frame before it
+/// drops the TCP connection.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Capacity of each connection's control queue (pongs, error replies, close
+/// requests from its own reader). Small: a reader that fills it waits, which
+/// stops it reading, which pushes back on a client that floods pings.
+pub const CONTROL_CAPACITY: usize = 16;
+
+/// Most frames a writer sends before one flush (one `write` syscall carries
+/// them all, up to the write buffer size).
+pub const MAX_BATCH: usize = 64;
+
+/// Options common to both binaries: where to listen, and the shared config.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Address to listen on, HOST:PORT (port 0 picks a free port; the first
+    /// line on stdout says which).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub addr: String,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub config: ServerConfig,
+}
+
+/// Everything that bounds a server's resources, the same for both servers.
+#[derive(Debug, Clone, Args)]
+pub struct ServerConfig {
+    /// Most WebSocket connections served at once; an upgrade beyond it is
+    /// refused with 503.
+    #[arg(long, default_value_t = 10_000, value_parser = at_least_one::<usize>())]
+    pub max_connections: usize,
+
+    /// Most connections still in their HTTP handshake at once; beyond it the
+    /// server stops accepting until one finishes (the kernel's backlog holds
+    /// the rest). Bounds the threads or tasks that unfinished handshakes hold.
+    #[arg(long, default_value_t = 512, value_parser = at_least_one::<usize>())]
+    pub max_pending_handshakes: usize,
+
+    /// Largest frame or message a client may send, in bytes; larger ones close
+    /// the connection with 1009.
+    #[arg(long, default_value_t = 64 * 1024, value_parser = at_least_one::<usize>())]
+    pub max_message_bytes: usize,
+
+    /// Largest HTTP request head, in bytes; a larger one is refused with 431.
+    #[arg(long, default_value_t = 8 * 1024, value_parser = at_least_one::<usize>())]
+    pub max_head_bytes: usize,
+
+    /// Frames queued for one connection before it counts as too slow and is
+    /// closed with 1013.
+    #[arg(long, default_value_t = 1024, value_parser = at_least_one::<usize>())]
+    pub outbox_capacity: usize,
+
+    /// Seconds a connection may stay silent (no frame, not even a ping) before
+    /// the server closes it with 1001.
+    #[arg(long, default_value_t = 300, value_parser = at_least_one::<u64>())]
+    pub idle_timeout_secs: u64,
+
+    /// Seconds a client has to send its complete HTTP request head.
+    #[arg(long, default_value_t = 10, value_parser = at_least_one::<u64>())]
+    pub handshake_timeout_secs: u64,
+
+    /// Seconds one write to a client may block (its socket buffer full) before
+    /// the connection is dropped.
+    #[arg(long, default_value_t = 10, value_parser = at_least_one::<u64>())]
+    pub write_timeout_secs: u64,
+
+    /// Seconds a graceful shutdown waits for connections to close before it
+    /// drops the rest.
+    #[arg(long, default_value_t = 5, value_parser = at_least_one::<u64>())]
+    pub shutdown_timeout_secs: u64,
+
+    /// Bytes tungstenite reads from a socket at a time (allocated per
+    /// connection, so it sets the idle memory of a connection).
+    #[arg(long, default_value_t = 8 * 1024, value_parser = at_least_one::<usize>())]
+    pub read_buffer_bytes: usize,
+
+    /// Bytes of queued frames a writer gathers before a write, on top of its
+    /// flush after each batch.
+    #[arg(long, default_value_t = 64 * 1024, value_parser = at_least_one::<usize>())]
+    pub write_buffer_bytes: usize,
+
+    /// An origin (`https://chat.example.com`) or host (`chat.example.com:8000`)
+    /// whose pages may open WebSockets here, besides the server's own Host.
+    /// Repeatable.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+}
+
+/// Every count, size and timeout must be at least 1: a zero-capacity queue
+/// would disconnect every member, a zero timeout would close at once.
+fn at_least_one<T>() -> clap::builder::RangedU64ValueParser<T>
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+    <T as TryFrom<u64>>::Error: std::fmt::Display + Send + Sync + 'static,
+{
+    clap::builder::RangedU64ValueParser::new().range(1..)
+}
+
+/// A [`ServerConfig`] value that no server can run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid server configuration: {0} must be at least 1")]
+pub struct InvalidConfig(&'static str);
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            config: ServerConfig,
+        }
+        <Defaults as clap::Parser>::parse_from(["defaults"]).config
+    }
+}
+
+impl ServerConfig {
+    /// Checks what the command line checks, for configs built in code.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let fields = [
+            ("max_connections", self.max_connections as u64),
+            ("max_pending_handshakes", self.max_pending_handshakes as u64),
+            ("max_message_bytes", self.max_message_bytes as u64),
+            ("max_head_bytes", self.max_head_bytes as u64),
+            ("outbox_capacity", self.outbox_capacity as u64),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+            ("handshake_timeout_secs", self.handshake_timeout_secs),
+            ("write_timeout_secs", self.write_timeout_secs),
+            ("shutdown_timeout_secs", self.shutdown_timeout_secs),
+            ("read_buffer_bytes", self.read_buffer_bytes as u64),
+            ("write_buffer_bytes", self.write_buffer_bytes as u64),
+        ];
+        match fields.iter().find(|(_, value)| *value == 0) {
+            Some((name, _)) => Err(InvalidConfig(name)),
+            None => Ok(()),
+        }
+    }
+
+    /// tungstenite's settings for a connection: the size limits and buffers.
+    pub fn websocket_config(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .read_buffer_size(self.read_buffer_bytes)
+            .write_buffer_size(self.write_buffer_bytes)
+            .max_write_buffer_size(self.write_buffer_bytes + 2 * self.max_message_bytes + 1024)
+            .max_message_size(Some(self.max_message_bytes))
+            .max_frame_size(Some(self.max_message_bytes))
+    }
+
+    /// [`Self::idle_timeout_secs`] as a duration.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    /// [`Self::handshake_timeout_secs`] as a duration.
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.handshake_timeout_secs)
+    }
+
+    /// [`Self::write_timeout_secs`] as a duration.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_secs)
+    }
+
+    /// [`Self::shutdown_timeout_secs`] as a duration.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_come_from_the_flags() {
+        let config = ServerConfig::default();
+        assert_eq!(config.max_message_bytes, 65536);
+        assert_eq!(config.outbox_capacity, 1024);
+        assert!(config.allowed_origins.is_empty());
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn zero_is_refused() {
+        let config = ServerConfig {
+            outbox_capacity: 0,
+            ..ServerConfig::default()
+        };
+        assert_eq!(config.validate(), Err(InvalidConfig("outbox_capacity")));
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: ServerConfig,
+        }
+        assert!(<Cli as clap::Parser>::try_parse_from(["x", "--idle-timeout-secs", "0"]).is_err());
+    }
+}

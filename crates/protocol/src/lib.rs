@@ -1,0 +1,29 @@
+//! The chat protocol, defined once.
+//!
+//! Everything both servers, the load generator and the tests must agree on
+//! lives here, and nothing here does I/O: the `/ws/chat/<room>/` endpoint and
+//! room-name rules ([`room`]), the routing of an HTTP request head to a page,
+//! an upgrade or a refusal ([`route`]), the JSON frames in both directions
+//! ([`message`]), close codes ([`close`]), the limits and buffer sizes shared by
+//! both servers ([`config`]), the web page ([`page`]) and the room registry
+//! that fans a message out to every member's bounded outbox ([`rooms`]).
+//!
+//! The servers differ only in how they move bytes and wait: the sync server
+//! with blocking threads, the async server with tokio tasks. Keeping the
+//! protocol here means neither can be faster or slower for a reason that has
+//! nothing to do with its concurrency model.
+
+pub mod close;
+pub mod config;
+pub mod message;
+pub mod page;
+pub mod room;
+pub mod rooms;
+pub mod route;
+pub mod session;
+
+pub use config::{CommonArgs, ServerConfig};
+pub use room::RoomName;
+
+/// Re-exported so that both servers and the clients use one tungstenite.
+pub use tungstenite;

@@ -1,0 +1,180 @@
+//! The writer task: the only code that writes to a connection's socket.
+//!
+//! Each connection has two tasks, mirroring the sync server's two threads:
+//! the reader (waiting in `read`) and this writer (waiting on its queues, or
+//! in `write`). Every byte after the handshake leaves through here, pongs and
+//! close frames included, so frames never interleave.
+//!
+//! Batching: after the first frame, the writer takes up to `MAX_BATCH` more
+//! that are already queued, then flushes once: one `write` carries them all.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use chat_protocol::close::CloseReason;
+use chat_protocol::config::{CLOSE_TIMEOUT, MAX_BATCH};
+use chat_protocol::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use chat_protocol::tungstenite::{self, Bytes, Message};
+use futures_util::SinkExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::time::{Instant, timeout, timeout_at};
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+
+use chat_protocol::session::Control;
+
+use crate::outbox::Inbox;
+
+/// The writer's side of the socket: tokio-tungstenite's `WebSocketStream`
+/// wants a stream that reads too, but the writer never reads (the reader
+/// task does).
+pub(crate) struct WriteHalf(pub(crate) OwnedWriteHalf);
+
+impl AsyncRead for WriteHalf {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        _buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Poll::Ready(Err(io::Error::other("the writer half never reads")))
+    }
+}
+
+impl AsyncWrite for WriteHalf {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// How the writer's main loop ended.
+enum End {
+    /// We close, for this reason.
+    Close(CloseReason),
+    /// The client closed: echo its close frame.
+    PeerClosed(Option<CloseFrame>),
+    /// The reader is gone without a close handshake (peer vanished).
+    ReaderGone,
+}
+
+type Socket = WebSocketStream<WriteHalf>;
+
+/// Runs the writer until the connection is over, then hangs up.
+pub(crate) async fn run(
+    stream: OwnedWriteHalf,
+    mut inbox: Inbox,
+    config: WebSocketConfig,
+    write_timeout: Duration,
+    hang_up: CancellationToken,
+) {
+    let mut socket =
+        WebSocketStream::from_raw_socket(WriteHalf(stream), Role::Server, Some(config)).await;
+    let end = tokio::select! {
+        end = serve(&mut socket, &mut inbox, write_timeout) => end,
+        () = hang_up.cancelled() => Ok(End::ReaderGone),
+    };
+    let end = end.unwrap_or_else(|error| {
+        tracing::debug!(%error, "write failed");
+        End::ReaderGone
+    });
+    let close = match end {
+        End::Close(reason) => Some(Some(reason.frame())),
+        End::PeerClosed(frame) => Some(frame),
+        End::ReaderGone => None,
+    };
+    if let Some(frame) = close {
+        let sent = tokio::select! {
+            sent = timeout(write_timeout, socket.close(frame)) => sent,
+            () = hang_up.cancelled() => Ok(Ok(())),
+        };
+        if let Ok(Err(error)) = sent {
+            tracing::debug!(%error, "could not send the close frame");
+        }
+        // Nothing may follow a close frame: half-close now, so that a client
+        // waiting for the server to end the TCP connection first (RFC 6455
+        // 7.1.1) sees the end at once and closes its side.
+        let _ = socket.get_mut().0.shutdown().await;
+        wait_for_reader(&mut inbox).await;
+    }
+    // Wakes the reader if it is still waiting; dropping the socket ends the
+    // TCP connection from our side first, as RFC 6455 asks of servers.
+    hang_up.cancel();
+}
+
+async fn serve(
+    socket: &mut Socket,
+    inbox: &mut Inbox,
+    write_timeout: Duration,
+) -> tungstenite::Result<End> {
+    let mut close_open = true;
+    let mut frames_open = true;
+    loop {
+        // A pending close goes first, ahead of queued frames.
+        tokio::select! {
+            biased;
+            reason = inbox.close.recv(), if close_open => match reason {
+                Some(reason) => return Ok(End::Close(reason)),
+                // The room let go of us (we left it): keep serving control.
+                None => close_open = false,
+            },
+            control = inbox.control.recv() => match control {
+                Some(Control::Pong(data)) => feed(socket, Message::Pong(data), write_timeout).await?,
+                Some(Control::Ping) => feed(socket, Message::Ping(Bytes::new()), write_timeout).await?,
+                Some(Control::Reply(text)) => feed(socket, Message::Text(text), write_timeout).await?,
+                Some(Control::Close(reason)) => return Ok(End::Close(reason)),
+                Some(Control::PeerClosed(frame)) => return Ok(End::PeerClosed(frame)),
+                None => return Ok(End::ReaderGone),
+            },
+            frame = inbox.frames.recv(), if frames_open => match frame {
+                Some(frame) => {
+                    feed(socket, Message::Text(frame), write_timeout).await?;
+                    for _ in 1..MAX_BATCH {
+                        let Ok(frame) = inbox.frames.try_recv() else { break };
+                        feed(socket, Message::Text(frame), write_timeout).await?;
+                    }
+                }
+                None => frames_open = false,
+            },
+        }
+        match timeout(write_timeout, socket.flush()).await {
+            Ok(flushed) => flushed?,
+            Err(_elapsed) => return Err(write_timed_out()),
+        }
+    }
+}
+
+/// Queues `message` in the write buffer (writing to the socket only if the
+/// buffer is full), bounded by the write timeout.
+async fn feed(
+    socket: &mut Socket,
+    message: Message,
+    write_timeout: Duration,
+) -> tungstenite::Result<()> {
+    match timeout(write_timeout, socket.feed(message)).await {
+        Ok(fed) => fed,
+        Err(_elapsed) => Err(write_timed_out()),
+    }
+}
+
+fn write_timed_out() -> tungstenite::Error {
+    tungstenite::Error::Io(io::Error::new(io::ErrorKind::TimedOut, "write timed out"))
+}
+
+/// After our close frame, waits (bounded) for the reader to see the client's
+/// answer and finish.
+async fn wait_for_reader(inbox: &mut Inbox) {
+    let deadline = Instant::now() + CLOSE_TIMEOUT;
+    while let Ok(Some(_)) = timeout_at(deadline, inbox.control.recv()).await {}
+}

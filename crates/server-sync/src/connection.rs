@@ -1,0 +1,148 @@
+//! One connection, from accept to close, on its own threads.
+//!
+//! The thread that accepted the handshake becomes the reader: it reads the
+//! request head, joins the room, writes the 101, starts the writer thread
+//! (`writer`), and then blocks in `read` for the rest of the connection,
+//! turning each client frame into a broadcast, an error reply, a pong or a
+//! close.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::thread;
+
+use chat_protocol::config::CLOSE_TIMEOUT;
+use chat_protocol::rooms::Membership;
+use chat_protocol::route::Refusal;
+use chat_protocol::session::{self, Control, Silence};
+use chat_protocol::tungstenite;
+use chat_protocol::tungstenite::protocol::{Role, WebSocket};
+use crossbeam_channel::Sender;
+
+use crate::handshake::{self, Upgrade};
+use crate::listener::Permit;
+use crate::outbox::{self, Outbox};
+use crate::{Shared, THREAD_STACK_BYTES, writer};
+
+/// The reader's side of the socket. tungstenite answers pings and close
+/// frames by writing from inside `read`; here those writes are swallowed, and
+/// the reader forwards the same answers to the writer thread, which owns
+/// every write.
+struct ReadHalf(TcpStream);
+
+impl Read for ReadHalf {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for ReadHalf {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Serves one accepted connection to its end, on the calling thread.
+pub(crate) fn serve(mut stream: TcpStream, id: u64, handshake_slot: Permit, shared: &Arc<Shared>) {
+    let config = &shared.config;
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(config.write_timeout()));
+    let Some(Upgrade {
+        room,
+        response,
+        leftover,
+    }) = handshake::read_head(&mut stream, config)
+    else {
+        return;
+    };
+    let Some(_connection_slot) = shared.connections.try_acquire() else {
+        handshake::respond(&mut stream, &Refusal::ServerFull.response());
+        return;
+    };
+    let (outbox, control, inbox) = outbox::outbox(config.outbox_capacity);
+    let Ok(membership) = shared.rooms.join(room, outbox) else {
+        handshake::respond(&mut stream, &Refusal::ShuttingDown.response());
+        return;
+    };
+    if let Err(error) = stream.write_all(&response) {
+        tracing::debug!(%error, "could not write the 101 response");
+        return;
+    }
+    drop(handshake_slot);
+    tracing::debug!(id, room = %membership.room(), "joined");
+
+    let writer_stream = match stream.try_clone() {
+        Ok(clone) => clone,
+        Err(error) => {
+            tracing::warn!(%error, "could not clone the socket for the writer");
+            return;
+        }
+    };
+    let ws_config = shared.ws_config;
+    let writer = thread::Builder::new()
+        .name(format!("ws-write-{id}"))
+        .stack_size(THREAD_STACK_BYTES)
+        .spawn(move || writer::run(writer_stream, inbox, ws_config));
+    let writer = match writer {
+        Ok(writer) => writer,
+        Err(error) => {
+            tracing::warn!(%error, "could not start a writer thread");
+            return;
+        }
+    };
+    read_frames(stream, leftover, membership, control, shared);
+    let _ = writer.join();
+    tracing::debug!(id, "closed");
+}
+
+/// The reader loop: blocks in `read` until the connection ends.
+fn read_frames(
+    stream: TcpStream,
+    leftover: Vec<u8>,
+    membership: Membership<Outbox>,
+    control: Sender<Control>,
+    shared: &Shared,
+) {
+    let _ = stream.set_read_timeout(Some(Silence::period(shared.config.idle_timeout())));
+    let mut socket = WebSocket::from_partially_read(
+        ReadHalf(stream),
+        leftover,
+        Role::Server,
+        Some(shared.ws_config),
+    );
+    let mut silence = Silence::default();
+    let failure = loop {
+        let request = match socket.read() {
+            Ok(message) => {
+                silence.heard();
+                match session::on_message(message, &membership) {
+                    Some(request) => request,
+                    None => continue,
+                }
+            }
+            Err(tungstenite::Error::Io(error)) if handshake::is_timeout(&error) => {
+                match silence.timed_out() {
+                    Some(request) => request,
+                    // Silent even after our close frame: give up.
+                    None => break None,
+                }
+            }
+            Err(error) => break session::on_read_error(&error),
+        };
+        if control.send(request).is_err() {
+            // The writer is gone (write failed): nothing more to do.
+            break None;
+        }
+    };
+    drop(membership);
+    if let Some(reason) = failure
+        && control.send(Control::Close(reason)).is_ok()
+    {
+        // Read (and discard) until the client answers our close frame by
+        // closing, so it reads the close frame instead of a reset.
+        handshake::linger(&mut socket.get_mut().0, CLOSE_TIMEOUT);
+    }
+}

@@ -1,0 +1,108 @@
+//! The HTTP side of a connection: read the request head (bounded in size and
+//! time), route it with `chat_protocol::route`, and answer pages and refusals.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown as Direction, TcpStream};
+use std::time::{Duration, Instant};
+
+use chat_protocol::config::CLOSE_TIMEOUT;
+use chat_protocol::route::{self, HeadStatus, Refusal, Response, Route};
+use chat_protocol::{RoomName, ServerConfig};
+
+/// A request head that asks for a WebSocket, routed.
+pub(crate) struct Upgrade {
+    /// The room to join.
+    pub(crate) room: RoomName,
+    /// The 101 response to write once joined.
+    pub(crate) response: Vec<u8>,
+    /// Bytes the client sent after its head (already WebSocket frames).
+    pub(crate) leftover: Vec<u8>,
+}
+
+/// Reads and routes the request head. Pages and refusals are answered here
+/// (and `None` returned); an upgrade is handed back to the caller.
+pub(crate) fn read_head(stream: &mut TcpStream, config: &ServerConfig) -> Option<Upgrade> {
+    let deadline = Instant::now() + config.handshake_timeout();
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            respond(stream, &Refusal::Timeout.response());
+            return None;
+        }
+        let want = chunk.len().min(config.max_head_bytes - buf.len());
+        let read = stream
+            .set_read_timeout(Some(remaining))
+            .and_then(|()| stream.read(&mut chunk[..want]));
+        match read {
+            Ok(0) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if is_timeout(&e) => continue,
+            Err(error) => {
+                tracing::debug!(%error, "handshake read failed");
+                return None;
+            }
+        }
+        match route::parse_head(&buf, config.max_head_bytes, &config.allowed_origins) {
+            HeadStatus::Incomplete => continue,
+            HeadStatus::Complete {
+                route: Route::Respond(response),
+                ..
+            } => {
+                respond(stream, &response);
+                return None;
+            }
+            HeadStatus::Complete {
+                len,
+                route: Route::Upgrade { room, response },
+            } => {
+                let leftover = buf.split_off(len);
+                return Some(Upgrade {
+                    room,
+                    response,
+                    leftover,
+                });
+            }
+        }
+    }
+}
+
+/// Writes `response`, then closes our side and drains the client's for a
+/// moment, so that the client reads the response instead of a reset.
+pub(crate) fn respond(stream: &mut TcpStream, response: &Response) {
+    tracing::debug!(status = %response.status, "answered");
+    if stream.write_all(&response.bytes).is_err() {
+        return;
+    }
+    let _ = stream.shutdown(Direction::Write);
+    linger(stream, CLOSE_TIMEOUT);
+}
+
+/// Reads and discards what the client still sends, until it closes or
+/// `timeout` passes.
+pub(crate) fn linger(stream: &mut TcpStream, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let mut sink = [0u8; 1024];
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() || stream.set_read_timeout(Some(remaining)).is_err() {
+            return;
+        }
+        match stream.read(&mut sink) {
+            Ok(0) => return,
+            Ok(_) => continue,
+            Err(e) if is_timeout(&e) => continue,
+            Err(_) => return,
+        }
+    }
+}
+
+/// Whether a read error is a socket timeout (`SO_RCVTIMEO` gives `WouldBlock`
+/// on Unix).
+pub(crate) fn is_timeout(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}

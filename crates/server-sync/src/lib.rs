@@ -1,0 +1,162 @@
+//! The chat server as Django's sync `WebsocketConsumer` would be in Rust:
+//! **a thread per connection, blocking I/O, no event loop.**
+//!
+//! # Execution model, counted
+//!
+//! * **Threads:** one acceptor thread (`chat-accept`), plus **two threads per
+//!   connection**: `ws-read-<id>`, which does the HTTP handshake and then blocks
+//!   in `read`, and `ws-write-<id>`, which blocks on the connection's queues
+//!   and in `write`. With *n* clients: *2n + 1* threads (plus the caller's).
+//!   Each has a [`THREAD_STACK_BYTES`] stack.
+//! * **Why two:** tungstenite cannot split a blocking socket, and a single
+//!   thread cannot wait for both the client and the room without polling. The
+//!   reader never writes (tungstenite's automatic pong and close replies are
+//!   swallowed and forwarded instead); the writer owns every write, so frames
+//!   never interleave.
+//! * **Where it blocks:** the acceptor in `accept` (and while all handshake
+//!   slots are taken); a reader in `read` (bounded by the handshake and idle
+//!   timeouts); a writer in `select!` on its queues, or in `write` (bounded by
+//!   the write timeout).
+//! * **Queues, all bounded** (`crossbeam-channel`): per connection, the
+//!   outbox of `--outbox-capacity` chat frames, a control queue of
+//!   `CONTROL_CAPACITY` (pongs, error replies), and a close slot of 1.
+//! * **Fan-out:** the sender's reader thread encodes the frame once and pushes
+//!   it, without blocking, into every member's outbox under the room's lock
+//!   (`chat_protocol::rooms`); each member's writer thread wakes and writes.
+//! * **Slow consumer:** a member whose outbox is full is removed from the room
+//!   and closed with 1013; nobody else waits for it.
+//! * **Limits:** `--max-connections` WebSockets (503 beyond), and
+//!   `--max-pending-handshakes` connections in their handshake (the acceptor
+//!   waits beyond). Past `/proc/sys/kernel/pid_max` threads, a connection that
+//!   cannot get its threads is dropped, and logged.
+//!
+//! The [`run`] function serves an already-bound listener until a [`Shutdown`]
+//! is triggered; [`spawn`] binds `127.0.0.1:0` and runs it on a thread.
+
+mod connection;
+mod handshake;
+mod listener;
+mod outbox;
+mod shutdown;
+mod writer;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use chat_protocol::ServerConfig;
+use chat_protocol::close::CloseReason;
+use chat_protocol::rooms::Rooms;
+use chat_protocol::tungstenite::protocol::WebSocketConfig;
+use crossbeam_channel::RecvTimeoutError;
+
+use listener::Limit;
+use outbox::Outbox;
+pub use shutdown::Shutdown;
+use shutdown::Sockets;
+
+/// Stack size of every connection thread. Small, because there are two per
+/// connection; large enough for tungstenite, serde_json's bounded recursion
+/// and tracing. (Only touched pages count in RSS.)
+pub const THREAD_STACK_BYTES: usize = 256 * 1024;
+
+/// How long, after the shutdown deadline, to wait for threads once their
+/// sockets are shut down.
+const HANG_UP_GRACE: Duration = Duration::from_secs(1);
+
+/// State shared by every thread of one server.
+pub(crate) struct Shared {
+    config: ServerConfig,
+    ws_config: WebSocketConfig,
+    rooms: Arc<Rooms<Outbox>>,
+    /// WebSocket connections (`--max-connections`).
+    connections: Limit,
+    /// Connections in their handshake (`--max-pending-handshakes`).
+    handshakes: Limit,
+    sockets: Sockets,
+    shutdown: Shutdown,
+}
+
+/// Serves chat on `listener` until `shutdown` is triggered, then closes every
+/// connection with 1001 and returns once they are closed (or, past
+/// `--shutdown-timeout-secs`, once they have been hung up on).
+pub fn run(listener: TcpListener, config: ServerConfig, shutdown: Shutdown) -> io::Result<()> {
+    config
+        .validate()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let addr = listener.local_addr()?;
+    shutdown.watch_listener(addr);
+    let shared = Arc::new(Shared {
+        ws_config: config.websocket_config(),
+        connections: Limit::new(config.max_connections),
+        handshakes: Limit::new(config.max_pending_handshakes),
+        rooms: Rooms::new(),
+        sockets: Sockets::default(),
+        shutdown,
+        config,
+    });
+    tracing::info!(%addr, "serving (thread per connection)");
+    let (alive, all_done) = crossbeam_channel::bounded::<()>(0);
+    listener::accept_loop(&listener, &shared, alive);
+    drop(listener);
+
+    tracing::info!("shutting down: closing every connection with 1001");
+    shared.rooms.close_all(CloseReason::ServerShutdown);
+    let deadline = Instant::now() + shared.config.shutdown_timeout();
+    if let Err(RecvTimeoutError::Timeout) = all_done.recv_deadline(deadline) {
+        tracing::warn!("connections still open at the shutdown deadline: hanging up");
+        shared.sockets.hang_up_all();
+        if let Err(RecvTimeoutError::Timeout) = all_done.recv_timeout(HANG_UP_GRACE) {
+            tracing::warn!("some connection threads did not finish");
+        }
+    }
+    let stats = shared.rooms.stats();
+    tracing::info!(
+        messages = stats.messages.load(Ordering::Relaxed),
+        deliveries = stats.deliveries.load(Ordering::Relaxed),
+        slow_consumers = stats.slow_consumers.load(Ordering::Relaxed),
+        "stopped"
+    );
+    Ok(())
+}
+
+/// A server running on its own thread, as [`spawn`] returns it.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    shutdown: Shutdown,
+    thread: thread::JoinHandle<io::Result<()>>,
+}
+
+/// Binds `127.0.0.1:0` and runs the server on a thread named `chat-accept`.
+pub fn spawn(config: ServerConfig) -> io::Result<ServerHandle> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let shutdown = Shutdown::new();
+    let thread_shutdown = shutdown.clone();
+    let thread = thread::Builder::new()
+        .name("chat-accept".into())
+        .spawn(move || run(listener, config, thread_shutdown))?;
+    Ok(ServerHandle {
+        addr,
+        shutdown,
+        thread,
+    })
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Shuts the server down gracefully and waits for it to finish.
+    pub fn shutdown_and_join(self) -> io::Result<()> {
+        self.shutdown.trigger();
+        self.thread
+            .join()
+            .map_err(|_| io::Error::other("the server thread panicked"))?
+    }
+}

@@ -1,0 +1,71 @@
+//! The `chat-sync` binary as a process: it prints its address first, serves
+//! chat, holds (at least) one OS thread per connection, and on `SIGTERM`
+//! closes every client with 1001 and exits 0.
+
+use std::time::Duration;
+
+use chat_protocol::close::CloseReason;
+use chat_testkit::{Client, ServerProcess, connect_crowd, expect_all_closed, unique_room};
+
+const BIN: &str = env!("CARGO_BIN_EXE_chat-sync");
+
+/// Clients in the thread-count test.
+const CLIENTS: usize = 200;
+
+/// How long the server may take to exit after `SIGTERM`.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Sends `SIGTERM`; every client must get 1001 "server shutting down", and
+/// the server must exit 0.
+async fn stop(server: ServerProcess, clients: Vec<Client>) {
+    let exit = server.stop_in_background(EXIT_TIMEOUT);
+    for frame in expect_all_closed(clients, 1001).await {
+        assert_eq!(frame.reason.as_str(), CloseReason::ServerShutdown.text());
+    }
+    let status = exit.await.expect("waiting for the server panicked");
+    assert!(
+        status.success(),
+        "chat-sync should exit 0 after SIGTERM, got {status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prints_its_address_chats_and_stops_on_sigterm() {
+    let server = ServerProcess::start(BIN, &["--addr", "127.0.0.1:0"]);
+    let addr = server.addr();
+    assert_ne!(
+        addr.port(),
+        0,
+        "the printed address should have the bound port"
+    );
+    let room = unique_room("sync_binary_chat");
+    let mut alice = Client::connect(addr, &room).await;
+    let mut bob = Client::connect(addr, &room).await;
+
+    alice.send_chat("hello through chat-sync").await;
+    alice.expect_message("hello through chat-sync").await;
+    bob.expect_message("hello through chat-sync").await;
+
+    stop(server, vec![alice, bob]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_a_thread_per_connection() {
+    let server = ServerProcess::start(BIN, &["--addr", "127.0.0.1:0"]);
+    let idle = server.status();
+    let clients = connect_crowd(server.addr(), "sync_threads", CLIENTS, 4).await;
+    let busy = server.status();
+    println!(
+        "chat-sync: {} threads and {} KiB RSS idle; {} threads and {} KiB RSS with {CLIENTS} \
+         connections",
+        idle.threads, idle.vm_rss_kib, busy.threads, busy.vm_rss_kib
+    );
+    assert!(
+        busy.threads >= CLIENTS as u64,
+        "chat-sync should hold at least one thread per connection: {} threads for {CLIENTS} \
+         connections",
+        busy.threads
+    );
+
+    stop(server, clients).await;
+}
