@@ -78,6 +78,7 @@ macro_rules! conformance {
             lifecycle::idle_connection_is_closed_1001,
             lifecycle::graceful_shutdown_closes_everyone_1001,
             lifecycle::shutdown_finishes_despite_an_unresponsive_client,
+            lifecycle::shutdown_mid_burst_delivers_the_same_messages_to_all,
         ]);
     };
     (@suite $server:ident, $spawn:path, [$($module:ident :: $scenario:ident),* $(,)?]) => {

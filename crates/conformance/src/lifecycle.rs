@@ -259,3 +259,107 @@ pub async fn shutdown_finishes_despite_an_unresponsive_client(start: Start) {
     let frame = deaf.expect_close(1001).await;
     assert_reason(&deaf, &frame, CloseReason::ServerShutdown);
 }
+
+/// Messages the sender fires in the shutdown-in-a-burst scenario: fewer than
+/// the default outbox capacity (1024), so that no member, the sender included
+/// (which reads only after the burst), can be cut off as a slow consumer.
+const BURST: usize = 1000;
+
+/// A graceful shutdown in the middle of a busy room loses nothing silently:
+/// every member receives the same messages, in the order sent, before its
+/// 1001. The frames queued for a member are written before its close frame,
+/// and a broadcast racing the shutdown either reaches every member or none
+/// (its sender may then get an error reply, before its own 1001).
+pub async fn shutdown_mid_burst_delivers_the_same_messages_to_all(start: Start) {
+    let server = start(ServerConfig::default());
+    let addr = server.addr();
+    let label = server.label();
+    let room = unique_room("shutdown_burst");
+    let mut sender = join(addr, &room, "sender").await;
+    let mut b = join(addr, &room, "b").await;
+    let mut c = join(addr, &room, "c").await;
+    let sent: Vec<String> = (0..BURST).map(|i| format!("burst {i}")).collect();
+    // The sender fires the whole burst without reading (its own echoes wait
+    // in its socket); the shutdown starts as soon as b sees the first one.
+    let burst = sent.clone();
+    let sending = tokio::spawn(async move {
+        for text in &burst {
+            sender.send_chat(text).await;
+        }
+        sender
+    });
+    b.expect_message(&sent[0]).await;
+    let stopping = server.begin_shutdown();
+    let mut sender = sending.await.expect("the sending task panicked");
+
+    let (to_sender, errors, sender_close) = messages_and_errors_until_close(&mut sender).await;
+    let ((to_b, b_close), (to_c, c_close)) =
+        tokio::join!(b.recv_until_close(), c.recv_until_close());
+    finish_shutdown(label, stopping).await;
+
+    assert_eq!(
+        u16::from(sender_close.code),
+        1001,
+        "sender: {sender_close:?}"
+    );
+    assert_eq!(u16::from(b_close.code), 1001, "b: {b_close:?}");
+    assert_eq!(u16::from(c_close.code), 1001, "c: {c_close:?}");
+    assert_eq!(
+        to_sender.first(),
+        Some(&sent[0]),
+        "the sender should get the message b got"
+    );
+    assert_eq!(
+        &to_sender[1..],
+        to_b.as_slice(),
+        "b (which had read the first message) and the sender got different messages"
+    );
+    assert_eq!(to_sender, to_c, "the sender and c got different messages");
+    assert_eq!(
+        to_sender.as_slice(),
+        &sent[..to_sender.len()],
+        "members should get the messages in the order sent, without gaps"
+    );
+    for error in &errors {
+        assert!(
+            error.contains("shutting down"),
+            "unexpected error reply during the shutdown: {error}"
+        );
+    }
+    println!(
+        "{label}: {} of {BURST} messages delivered to all three members before the shutdown, \
+         {} refused with an error reply",
+        to_sender.len(),
+        errors.len()
+    );
+}
+
+/// Reads chat messages and error replies until the close frame.
+async fn messages_and_errors_until_close(
+    client: &mut Client,
+) -> (
+    Vec<String>,
+    Vec<String>,
+    chat_protocol::tungstenite::protocol::CloseFrame,
+) {
+    let (mut messages, mut errors) = (Vec::new(), Vec::new());
+    loop {
+        match client
+            .recv("chat messages, error replies, then a close frame")
+            .await
+        {
+            Message::Text(text) => match chat_protocol::message::ServerFrame::parse(&text) {
+                Ok(chat_protocol::message::ServerFrame::Message { message }) => {
+                    messages.push(message)
+                }
+                Ok(chat_protocol::message::ServerFrame::Error { error }) => errors.push(error),
+                Err(error) => panic!("{}: not a server frame ({error}): {text}", client.label()),
+            },
+            Message::Close(Some(frame)) => {
+                client.finish_close().await;
+                return (messages, errors, frame);
+            }
+            other => panic!("{}: unexpected frame {other:?}", client.label()),
+        }
+    }
+}

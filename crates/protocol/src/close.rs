@@ -48,6 +48,13 @@ impl CloseReason {
         }
     }
 
+    /// Whether the frames already queued for the client go out before the
+    /// close frame. Yes, except for a slow consumer, which is cut off at once
+    /// (its queue is what it could not keep up with).
+    pub fn sends_queued_frames_first(self) -> bool {
+        self != Self::SlowConsumer
+    }
+
     /// The close frame for this reason.
     pub fn frame(self) -> CloseFrame {
         CloseFrame {

@@ -78,8 +78,8 @@ pub fn encode_chat(message: &str) -> Utf8Bytes {
     to_frame(&Outgoing { message })
 }
 
-/// Encodes the reply to bad input.
-pub fn encode_error(error: BadInput) -> Utf8Bytes {
+/// Encodes an error reply (bad input, or a message the server refused).
+pub fn encode_error(error: &dyn std::fmt::Display) -> Utf8Bytes {
     to_frame(&ErrorReply {
         error: &error.to_string(),
     })
@@ -162,7 +162,7 @@ mod tests {
         );
         assert_eq!(decode_client_text(&encode_client(text)), Ok(text.into()));
         assert_eq!(
-            ServerFrame::parse(&encode_error(BadInput::BinaryFrame)).unwrap(),
+            ServerFrame::parse(&encode_error(&BadInput::BinaryFrame)).unwrap(),
             ServerFrame::Error {
                 error: BadInput::BinaryFrame.to_string()
             }

@@ -18,7 +18,7 @@
 //!   handshake is in its room.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tungstenite::Utf8Bytes;
@@ -46,7 +46,7 @@ pub enum PushError {
 
 /// The registry is closed: the server is shutting down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("server shutting down")]
+#[error("server shutting down: message not sent")]
 pub struct Closed;
 
 /// Counters kept by the registry.
@@ -63,13 +63,14 @@ pub struct Stats {
 /// Every room of one server process.
 pub struct Rooms<O> {
     registry: Mutex<Registry<O>>,
+    /// Set by [`Rooms::close_all`]; read by broadcasts under a room's lock.
+    closed: AtomicBool,
     next_member: AtomicU64,
     stats: Stats,
 }
 
 struct Registry<O> {
     rooms: HashMap<RoomName, Arc<Room<O>>>,
-    closed: bool,
 }
 
 struct Room<O> {
@@ -101,8 +102,8 @@ impl<O: Outbox> Rooms<O> {
         Arc::new(Self {
             registry: Mutex::new(Registry {
                 rooms: HashMap::new(),
-                closed: false,
             }),
+            closed: AtomicBool::new(false),
             next_member: AtomicU64::new(1),
             stats: Stats::default(),
         })
@@ -111,7 +112,7 @@ impl<O: Outbox> Rooms<O> {
     /// Adds a connection, through its outbox, to `room`.
     pub fn join(self: &Arc<Self>, room: RoomName, outbox: O) -> Result<Membership<O>, Closed> {
         let mut registry = lock(&self.registry);
-        if registry.closed {
+        if self.closed.load(Ordering::SeqCst) {
             return Err(Closed);
         }
         let id = self.next_member.fetch_add(1, Ordering::Relaxed);
@@ -130,10 +131,14 @@ impl<O: Outbox> Rooms<O> {
     }
 
     /// Closes the registry: every member is asked to close with `reason`,
-    /// and later joins fail.
+    /// and later joins and broadcasts fail.
+    ///
+    /// A broadcast either completes before a room's members are asked to
+    /// close (so the frame is in their queues, ahead of the close request),
+    /// or fails: no message reaches only some members.
     pub fn close_all(&self, reason: CloseReason) {
-        let mut registry = lock(&self.registry);
-        registry.closed = true;
+        let registry = lock(&self.registry);
+        self.closed.store(true, Ordering::SeqCst);
         for room in registry.rooms.values() {
             for member in lock(&room.members).iter() {
                 member.outbox.close(reason);
@@ -161,11 +166,15 @@ impl<O: Outbox> Membership<O> {
     /// Sends `text` to every member of the room, this one included.
     ///
     /// The frame is encoded once and shared. Returns the number of members it
-    /// was queued to.
-    pub fn broadcast(&self, text: &str) -> usize {
+    /// was queued to, or [`Closed`] if the server is shutting down (then no
+    /// member gets it).
+    pub fn broadcast(&self, text: &str) -> Result<usize, Closed> {
         let frame = message::encode_chat(text);
         let mut slow = 0;
         let mut members = lock(&self.room.members);
+        if self.rooms.closed.load(Ordering::SeqCst) {
+            return Err(Closed);
+        }
         members.retain(|member| match member.outbox.try_push(frame.clone()) {
             Ok(()) => true,
             Err(PushError::Full) => {
@@ -185,7 +194,7 @@ impl<O: Outbox> Membership<O> {
         if slow > 0 {
             stats.slow_consumers.fetch_add(slow, Ordering::Relaxed);
         }
-        delivered
+        Ok(delivered)
     }
 }
 
@@ -250,7 +259,7 @@ mod tests {
         let a = rooms.join(room("one"), a).unwrap();
         let _b = rooms.join(room("one"), b).unwrap();
         let _c = rooms.join(room("two"), c).unwrap();
-        assert_eq!(a.broadcast("hi"), 2);
+        assert_eq!(a.broadcast("hi"), Ok(2));
         assert_eq!(&*a_rx.try_recv().unwrap(), r#"{"message":"hi"}"#);
         assert_eq!(&*b_rx.try_recv().unwrap(), r#"{"message":"hi"}"#);
         assert!(c_rx.try_recv().is_err());
@@ -264,8 +273,8 @@ mod tests {
         let (slow, _slow_rx, slow_closes) = member(1);
         let fast = rooms.join(room("r"), fast).unwrap();
         let _slow = rooms.join(room("r"), slow).unwrap();
-        assert_eq!(fast.broadcast("1"), 2);
-        assert_eq!(fast.broadcast("2"), 1);
+        assert_eq!(fast.broadcast("1"), Ok(2));
+        assert_eq!(fast.broadcast("2"), Ok(1));
         assert_eq!(slow_closes.try_recv(), Ok(CloseReason::SlowConsumer));
         assert_eq!(fast_rx.try_iter().count(), 2);
         assert_eq!(rooms.stats().slow_consumers.load(Ordering::Relaxed), 1);
@@ -278,6 +287,7 @@ mod tests {
         let a = rooms.join(room("r"), a).unwrap();
         rooms.close_all(CloseReason::ServerShutdown);
         assert_eq!(a_closes.try_recv(), Ok(CloseReason::ServerShutdown));
+        assert_eq!(a.broadcast("late"), Err(Closed));
         drop(a);
         assert_eq!(rooms.room_count(), 0);
         let (b, _b_rx, _) = member(8);

@@ -15,34 +15,33 @@ use crate::room::{self, PAGE_PATH_PREFIX, RoomName, WS_PATH_PREFIX};
 /// Most headers a request head may carry; more is refused with 431.
 pub const MAX_HEADERS: usize = 64;
 
-/// What to do with a request head.
+/// What to do with the request head at the start of a buffer.
 #[derive(Debug)]
-pub enum HeadStatus {
+pub enum Head {
     /// The head is not complete yet: read more (the buffer is below the limit).
     Incomplete,
-    /// The head is complete (or refused): `len` bytes of the buffer were the
-    /// head; any bytes after them are already WebSocket frames.
-    Complete {
-        /// Length of the head in the buffer.
-        len: usize,
-        /// What to do.
-        route: Route,
-    },
-}
-
-/// The decision for one request.
-#[derive(Debug)]
-pub enum Route {
     /// Write this response and close the connection (a page or a refusal).
     Respond(Response),
-    /// Join `room`, then write `response` (101 Switching Protocols) and speak
+    /// A WebSocket upgrade: join the room, then write the 101 and speak
     /// WebSocket.
-    Upgrade {
-        /// The room to join.
-        room: RoomName,
-        /// The 101 response, ready to write.
-        response: Vec<u8>,
-    },
+    Upgrade(Upgrade),
+}
+
+/// A routed WebSocket upgrade.
+#[derive(Debug)]
+pub struct Upgrade {
+    /// The room to join.
+    pub room: RoomName,
+    /// The 101 response, to write once joined.
+    pub response: Vec<u8>,
+    /// Bytes the client sent after its head (already WebSocket frames).
+    pub leftover: Vec<u8>,
+}
+
+/// What to do with one complete request head.
+enum Route {
+    Respond(Response),
+    Upgrade { room: RoomName, response: Vec<u8> },
 }
 
 /// A complete HTTP response, ready to write, after which the server closes.
@@ -160,28 +159,31 @@ fn page_response(html: &str) -> Response {
 /// Parses and routes the request head at the start of `buf`.
 ///
 /// `max_head_bytes` is the limit: a head still incomplete at that length is
-/// refused with 431. `allowed_origins` are the configured extra origins.
-pub fn parse_head(buf: &[u8], max_head_bytes: usize, allowed_origins: &[String]) -> HeadStatus {
+/// refused with 431. `allowed_origins` are the configured extra origins. For
+/// an upgrade, the bytes after the head are moved out of `buf` into
+/// [`Upgrade::leftover`].
+pub fn parse_head(buf: &mut Vec<u8>, max_head_bytes: usize, allowed_origins: &[String]) -> Head {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
-    let refuse = |len, refusal: Refusal| HeadStatus::Complete {
-        len,
-        route: Route::Respond(refusal.response()),
-    };
-    match request.parse(buf) {
+    let (len, route) = match request.parse(buf) {
         Ok(httparse::Status::Partial) if buf.len() >= max_head_bytes => {
-            refuse(buf.len(), Refusal::HeadTooLarge)
+            return Head::Respond(Refusal::HeadTooLarge.response());
         }
-        Ok(httparse::Status::Partial) => HeadStatus::Incomplete,
-        Err(httparse::Error::TooManyHeaders) => refuse(buf.len(), Refusal::HeadTooLarge),
-        Err(_) => refuse(buf.len(), Refusal::Malformed),
-        Ok(httparse::Status::Complete(len)) => {
-            let route = match route(&request, allowed_origins) {
-                Ok(route) => route,
-                Err(refusal) => Route::Respond(refusal.response()),
-            };
-            HeadStatus::Complete { len, route }
+        Ok(httparse::Status::Partial) => return Head::Incomplete,
+        Err(httparse::Error::TooManyHeaders) => {
+            return Head::Respond(Refusal::HeadTooLarge.response());
         }
+        Err(_) => return Head::Respond(Refusal::Malformed.response()),
+        Ok(httparse::Status::Complete(len)) => (len, route(&request, allowed_origins)),
+    };
+    match route {
+        Ok(Route::Respond(response)) => Head::Respond(response),
+        Err(refusal) => Head::Respond(refusal.response()),
+        Ok(Route::Upgrade { room, response }) => Head::Upgrade(Upgrade {
+            room,
+            response,
+            leftover: buf.split_off(len),
+        }),
     }
 }
 
@@ -287,30 +289,27 @@ mod tests {
     }
 
     fn status_of(head: &str) -> StatusCode {
-        match parse_head(head.as_bytes(), 8192, &["https://trusted.example".into()]) {
-            HeadStatus::Complete {
-                route: Route::Respond(r),
-                ..
-            } => r.status,
-            HeadStatus::Complete {
-                route: Route::Upgrade { .. },
-                ..
-            } => StatusCode::SWITCHING_PROTOCOLS,
-            HeadStatus::Incomplete => panic!("incomplete: {head}"),
+        let mut buf = head.as_bytes().to_vec();
+        match parse_head(&mut buf, 8192, &["https://trusted.example".into()]) {
+            Head::Respond(r) => r.status,
+            Head::Upgrade(_) => StatusCode::SWITCHING_PROTOCOLS,
+            Head::Incomplete => panic!("incomplete: {head}"),
         }
     }
 
     #[test]
     fn upgrades_a_valid_request_with_the_accept_key() {
         let head = upgrade("/ws/chat/lobby/?token=1", "");
-        let HeadStatus::Complete {
-            len,
-            route: Route::Upgrade { room, response },
-        } = parse_head(head.as_bytes(), 8192, &[])
+        let mut buf = [head.as_bytes(), b"\x81\x80"].concat();
+        let Head::Upgrade(Upgrade {
+            room,
+            response,
+            leftover,
+        }) = parse_head(&mut buf, 8192, &[])
         else {
             panic!("not an upgrade");
         };
-        assert_eq!(len, head.len());
+        assert_eq!(leftover, b"\x81\x80");
         assert_eq!(room.as_str(), "lobby");
         let response = String::from_utf8(response).unwrap();
         assert!(response.starts_with("HTTP/1.1 101"), "{response}");
@@ -381,14 +380,15 @@ mod tests {
 
     #[test]
     fn bounds_the_head() {
-        let partial = "GET / HTTP/1.1\r\nHost: a\r\n";
+        let mut partial = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+        let len = partial.len();
         assert!(matches!(
-            parse_head(partial.as_bytes(), 8192, &[]),
-            HeadStatus::Incomplete
+            parse_head(&mut partial, 8192, &[]),
+            Head::Incomplete
         ));
         assert!(matches!(
-            parse_head(partial.as_bytes(), partial.len(), &[]),
-            HeadStatus::Complete { route: Route::Respond(r), .. } if r.status == StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+            parse_head(&mut partial, len, &[]),
+            Head::Respond(r) if r.status == StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
         ));
     }
 }

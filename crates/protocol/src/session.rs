@@ -35,13 +35,16 @@ pub enum Control {
 pub fn on_message<O: Outbox>(message: Message, membership: &Membership<O>) -> Option<Control> {
     match message {
         Message::Text(text) => match message::decode_client_text(&text) {
-            Ok(chat) => {
-                membership.broadcast(&chat);
-                None
-            }
-            Err(bad) => Some(Control::Reply(message::encode_error(bad))),
+            Ok(chat) => match membership.broadcast(&chat) {
+                Ok(_members) => None,
+                // Not sent to anyone: the sender must know.
+                Err(closed) => Some(Control::Reply(message::encode_error(&closed))),
+            },
+            Err(bad) => Some(Control::Reply(message::encode_error(&bad))),
         },
-        Message::Binary(_) => Some(Control::Reply(message::encode_error(BadInput::BinaryFrame))),
+        Message::Binary(_) => Some(Control::Reply(message::encode_error(
+            &BadInput::BinaryFrame,
+        ))),
         Message::Ping(data) => Some(Control::Pong(data)),
         Message::Pong(_) | Message::Frame(_) => None,
         Message::Close(frame) => Some(Control::PeerClosed(frame)),

@@ -25,7 +25,9 @@ use tokio::time::timeout;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::handshake::{self, Upgrade};
+use chat_protocol::route::Upgrade;
+
+use crate::handshake;
 use crate::outbox::{self, Outbox};
 use crate::{Shared, writer};
 

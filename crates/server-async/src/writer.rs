@@ -125,7 +125,7 @@ async fn serve(
         tokio::select! {
             biased;
             reason = inbox.close.recv(), if close_open => match reason {
-                Some(reason) => return Ok(End::Close(reason)),
+                Some(reason) => return closing(socket, inbox, reason, write_timeout).await,
                 // The room let go of us (we left it): keep serving control.
                 None => close_open = false,
             },
@@ -133,7 +133,7 @@ async fn serve(
                 Some(Control::Pong(data)) => feed(socket, Message::Pong(data), write_timeout).await?,
                 Some(Control::Ping) => feed(socket, Message::Ping(Bytes::new()), write_timeout).await?,
                 Some(Control::Reply(text)) => feed(socket, Message::Text(text), write_timeout).await?,
-                Some(Control::Close(reason)) => return Ok(End::Close(reason)),
+                Some(Control::Close(reason)) => return closing(socket, inbox, reason, write_timeout).await,
                 Some(Control::PeerClosed(frame)) => return Ok(End::PeerClosed(frame)),
                 None => return Ok(End::ReaderGone),
             },
@@ -170,6 +170,22 @@ async fn feed(
 
 fn write_timed_out() -> tungstenite::Error {
     tungstenite::Error::Io(io::Error::new(io::ErrorKind::TimedOut, "write timed out"))
+}
+
+/// Ends the connection with `reason`: writes the frames still queued first,
+/// unless the reason is that the client could not keep up with them.
+async fn closing(
+    socket: &mut Socket,
+    inbox: &mut Inbox,
+    reason: CloseReason,
+    write_timeout: Duration,
+) -> tungstenite::Result<End> {
+    if reason.sends_queued_frames_first() {
+        while let Ok(frame) = inbox.frames.try_recv() {
+            feed(socket, Message::Text(frame), write_timeout).await?;
+        }
+    }
+    Ok(End::Close(reason))
 }
 
 /// After our close frame, waits (bounded) for the reader to see the client's

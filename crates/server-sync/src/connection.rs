@@ -19,7 +19,9 @@ use chat_protocol::tungstenite;
 use chat_protocol::tungstenite::protocol::{Role, WebSocket};
 use crossbeam_channel::Sender;
 
-use crate::handshake::{self, Upgrade};
+use chat_protocol::route::Upgrade;
+
+use crate::handshake;
 use crate::listener::Permit;
 use crate::outbox::{self, Outbox};
 use crate::{Shared, THREAD_STACK_BYTES, writer};

@@ -5,19 +5,9 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown as Direction, TcpStream};
 use std::time::{Duration, Instant};
 
+use chat_protocol::ServerConfig;
 use chat_protocol::config::CLOSE_TIMEOUT;
-use chat_protocol::route::{self, HeadStatus, Refusal, Response, Route};
-use chat_protocol::{RoomName, ServerConfig};
-
-/// A request head that asks for a WebSocket, routed.
-pub(crate) struct Upgrade {
-    /// The room to join.
-    pub(crate) room: RoomName,
-    /// The 101 response to write once joined.
-    pub(crate) response: Vec<u8>,
-    /// Bytes the client sent after its head (already WebSocket frames).
-    pub(crate) leftover: Vec<u8>,
-}
+use chat_protocol::route::{self, Head, Refusal, Response, Upgrade};
 
 /// Reads and routes the request head. Pages and refusals are answered here
 /// (and `None` returned); an upgrade is handed back to the caller.
@@ -44,26 +34,13 @@ pub(crate) fn read_head(stream: &mut TcpStream, config: &ServerConfig) -> Option
                 return None;
             }
         }
-        match route::parse_head(&buf, config.max_head_bytes, &config.allowed_origins) {
-            HeadStatus::Incomplete => continue,
-            HeadStatus::Complete {
-                route: Route::Respond(response),
-                ..
-            } => {
+        match route::parse_head(&mut buf, config.max_head_bytes, &config.allowed_origins) {
+            Head::Incomplete => continue,
+            Head::Respond(response) => {
                 respond(stream, &response);
                 return None;
             }
-            HeadStatus::Complete {
-                len,
-                route: Route::Upgrade { room, response },
-            } => {
-                let leftover = buf.split_off(len);
-                return Some(Upgrade {
-                    room,
-                    response,
-                    leftover,
-                });
-            }
+            Head::Upgrade(upgrade) => return Some(upgrade),
         }
     }
 }

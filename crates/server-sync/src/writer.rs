@@ -88,11 +88,11 @@ fn serve(socket: &mut WebSocket<WriteHalf>, inbox: &Inbox) -> tungstenite::Resul
     loop {
         // A pending close goes first, ahead of queued frames.
         if let Ok(reason) = close.try_recv() {
-            return Ok(End::Close(reason));
+            return closing(socket, inbox, reason);
         }
         select! {
             recv(close) -> reason => match reason {
-                Ok(reason) => return Ok(End::Close(reason)),
+                Ok(reason) => return closing(socket, inbox, reason),
                 // The room let go of us (we left it): keep serving control.
                 Err(_) => close = &no_close,
             },
@@ -100,7 +100,7 @@ fn serve(socket: &mut WebSocket<WriteHalf>, inbox: &Inbox) -> tungstenite::Resul
                 Ok(Control::Pong(data)) => socket.write(Message::Pong(data))?,
                 Ok(Control::Ping) => socket.write(Message::Ping(Bytes::new()))?,
                 Ok(Control::Reply(text)) => socket.write(Message::Text(text))?,
-                Ok(Control::Close(reason)) => return Ok(End::Close(reason)),
+                Ok(Control::Close(reason)) => return closing(socket, inbox, reason),
                 Ok(Control::PeerClosed(frame)) => return Ok(End::PeerClosed(frame)),
                 Err(_) => return Ok(End::ReaderGone),
             },
@@ -116,6 +116,21 @@ fn serve(socket: &mut WebSocket<WriteHalf>, inbox: &Inbox) -> tungstenite::Resul
         }
         socket.flush()?;
     }
+}
+
+/// Ends the connection with `reason`: writes the frames still queued first,
+/// unless the reason is that the client could not keep up with them.
+fn closing(
+    socket: &mut WebSocket<WriteHalf>,
+    inbox: &Inbox,
+    reason: CloseReason,
+) -> tungstenite::Result<End> {
+    if reason.sends_queued_frames_first() {
+        for frame in inbox.frames.try_iter() {
+            socket.write(Message::Text(frame))?;
+        }
+    }
+    Ok(End::Close(reason))
 }
 
 /// After our close frame, waits (bounded) for the reader to see the client's

@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use chat_protocol::close::CloseReason;
-use chat_testkit::{Client, ServerProcess, connect_crowd, expect_all_closed, unique_room};
+use chat_testkit::{Client, ServerProcess, connect_crowd, unique_room};
 
 const BIN: &str = env!("CARGO_BIN_EXE_chat-sync");
 
@@ -14,20 +13,6 @@ const CLIENTS: usize = 200;
 
 /// How long the server may take to exit after `SIGTERM`.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Sends `SIGTERM`; every client must get 1001 "server shutting down", and
-/// the server must exit 0.
-async fn stop(server: ServerProcess, clients: Vec<Client>) {
-    let exit = server.stop_in_background(EXIT_TIMEOUT);
-    for frame in expect_all_closed(clients, 1001).await {
-        assert_eq!(frame.reason.as_str(), CloseReason::ServerShutdown.text());
-    }
-    let status = exit.await.expect("waiting for the server panicked");
-    assert!(
-        status.success(),
-        "chat-sync should exit 0 after SIGTERM, got {status}"
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prints_its_address_chats_and_stops_on_sigterm() {
@@ -46,7 +31,7 @@ async fn prints_its_address_chats_and_stops_on_sigterm() {
     alice.expect_message("hello through chat-sync").await;
     bob.expect_message("hello through chat-sync").await;
 
-    stop(server, vec![alice, bob]).await;
+    server.stop_gracefully(vec![alice, bob], EXIT_TIMEOUT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,5 +52,5 @@ async fn holds_a_thread_per_connection() {
         busy.threads
     );
 
-    stop(server, clients).await;
+    server.stop_gracefully(clients, EXIT_TIMEOUT).await;
 }

@@ -422,7 +422,7 @@ impl Client {
     /// After a close frame: reads (answering it on the way) until the
     /// connection ends. A reset at this point is fine: the server has said
     /// what it had to say.
-    async fn finish_close(&mut self) {
+    pub async fn finish_close(&mut self) {
         loop {
             match timeout(self.timeout, self.ws.next()).await {
                 Ok(None | Some(Err(_))) => return,

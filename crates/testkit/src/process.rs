@@ -8,8 +8,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use chat_protocol::close::CloseReason;
 
 use crate::procfs::{ProcStatus, proc_status};
+use crate::{Client, expect_all_closed};
 use crate::{POLL_INTERVAL, STEP_TIMEOUT};
 
 /// What the servers print first: `listening on http://HOST:PORT`.
@@ -134,6 +136,22 @@ impl ServerProcess {
     pub fn stop_in_background(mut self, timeout: Duration) -> tokio::task::JoinHandle<ExitStatus> {
         self.terminate();
         tokio::task::spawn_blocking(move || self.wait_for_exit(timeout))
+    }
+
+    /// Sends `SIGTERM` and checks the graceful shutdown: every one of
+    /// `clients` receives close 1001 "server shutting down", and the server
+    /// exits 0 within `timeout`.
+    pub async fn stop_gracefully(self, clients: Vec<Client>, timeout: Duration) {
+        let program = self.program.clone();
+        let exit = self.stop_in_background(timeout);
+        for frame in expect_all_closed(clients, 1001).await {
+            assert_eq!(frame.reason.as_str(), CloseReason::ServerShutdown.text());
+        }
+        let status = exit.await.expect("waiting for the server panicked");
+        assert!(
+            status.success(),
+            "{program} should exit 0 after SIGTERM, got {status}"
+        );
     }
 
     /// Waits up to `timeout` for the server to exit; returns its exit status.
