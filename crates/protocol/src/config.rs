@@ -11,6 +11,12 @@ use tungstenite::protocol::WebSocketConfig;
 /// drops the TCP connection.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The listen backlog: connections the kernel completes before `accept`
+/// takes them. Rust's standard library uses 128, too few for a burst of
+/// connects (the kernel drops the SYNs beyond it, and clients retry only
+/// after a second); the kernel caps it at `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: i32 = 4096;
+
 /// Capacity of each connection's control queue (pongs, error replies, close
 /// requests from its own reader). Small: a reader that fills it waits, which
 /// stops it reading, which pushes back on a client that floods pings.

@@ -58,6 +58,7 @@ use tokio::sync::Semaphore;
 use tokio::time::timeout;
 use tokio_util::task::TaskTracker;
 
+pub use listener::bind;
 use outbox::Outbox;
 pub use shutdown::Shutdown;
 use shutdown::Sockets;
@@ -157,7 +158,7 @@ pub fn spawn(config: ServerConfig) -> io::Result<ServerHandle> {
 
 /// [`spawn`], with `workers` worker threads.
 pub fn spawn_with_workers(config: ServerConfig, workers: usize) -> io::Result<ServerHandle> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let listener = listener::bind("127.0.0.1:0")?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let runtime = runtime(workers)?;

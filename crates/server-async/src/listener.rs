@@ -6,13 +6,33 @@
 //! unfinished handshakes hold. Each accepted connection gets its own task at
 //! once, which does the handshake and then reads.
 
+use std::io;
+use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
+use chat_protocol::config::LISTEN_BACKLOG;
+use socket2::{Domain, Protocol, Socket, Type};
+
 use crate::{Shared, connection};
+
+/// Binds `addr` (`HOST:PORT`) with a listen backlog of `LISTEN_BACKLOG`.
+pub fn bind(addr: &str) -> io::Result<std::net::TcpListener> {
+    let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("no address for {addr}"),
+        )
+    })?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
 
 /// Accepts connections until the shutdown is triggered.
 ///

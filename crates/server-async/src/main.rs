@@ -32,7 +32,7 @@ fn main() -> anyhow::Result<()> {
         .workers
         .unwrap_or_else(chat_server_async::default_workers);
     anyhow::ensure!(workers > 0, "--workers must be at least 1");
-    let listener = std::net::TcpListener::bind(&cli.common.addr)
+    let listener = chat_server_async::bind(&cli.common.addr)
         .with_context(|| format!("cannot listen on {}", cli.common.addr))?;
     listener
         .set_nonblocking(true)

@@ -54,6 +54,7 @@ use chat_protocol::tungstenite::protocol::WebSocketConfig;
 use crossbeam_channel::RecvTimeoutError;
 
 use listener::Limit;
+pub use listener::bind;
 use outbox::Outbox;
 pub use shutdown::Shutdown;
 use shutdown::Sockets;
@@ -132,7 +133,7 @@ pub struct ServerHandle {
 
 /// Binds `127.0.0.1:0` and runs the server on a thread named `chat-accept`.
 pub fn spawn(config: ServerConfig) -> io::Result<ServerHandle> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let listener = listener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let shutdown = Shutdown::new();
     let thread_shutdown = shutdown.clone();

@@ -8,11 +8,15 @@
 
 use std::io;
 use std::net::TcpListener;
+use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, select};
+
+use chat_protocol::config::LISTEN_BACKLOG;
+use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::{Shared, THREAD_STACK_BYTES, connection};
 
@@ -54,6 +58,21 @@ impl Drop for Permit {
     fn drop(&mut self) {
         let _ = self.give.try_send(());
     }
+}
+
+/// Binds `addr` (`HOST:PORT`) with a listen backlog of `LISTEN_BACKLOG`.
+pub fn bind(addr: &str) -> io::Result<std::net::TcpListener> {
+    let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("no address for {addr}"),
+        )
+    })?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// Accepts connections until the shutdown is triggered.

@@ -1,7 +1,6 @@
 //! `chat-sync`: the thread-per-connection chat server.
 
 use std::io::Write;
-use std::net::TcpListener;
 
 use anyhow::Context;
 use chat_protocol::CommonArgs;
@@ -25,7 +24,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
-    let listener = TcpListener::bind(&cli.common.addr)
+    let listener = chat_server_sync::bind(&cli.common.addr)
         .with_context(|| format!("cannot listen on {}", cli.common.addr))?;
     let addr = listener.local_addr().context("no local address")?;
     let mut stdout = std::io::stdout().lock();

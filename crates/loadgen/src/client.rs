@@ -1,0 +1,101 @@
+//! Connecting to a chat server, given only its URL.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chat_protocol::RoomName;
+use chat_protocol::tungstenite::protocol::WebSocketConfig;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+
+/// A client connection.
+pub type Connection = WebSocketStream<TcpStream>;
+
+/// Read buffer of each client: small, because a run holds thousands.
+const CLIENT_READ_BUFFER: usize = 16 * 1024;
+
+/// The server to drive: `ws://HOST:PORT` (or `http://`), any path ignored;
+/// clients connect to `/ws/chat/<room>/` as the tutorial's page does.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `HOST:PORT` as given, for the `Host` header.
+    pub authority: String,
+    /// The resolved address.
+    pub addr: SocketAddr,
+    /// The URL as given.
+    pub url: String,
+}
+
+impl Target {
+    /// Parses `url` and resolves its host.
+    pub async fn resolve(url: &str) -> anyhow::Result<Self> {
+        let rest = ["ws://", "http://"]
+            .iter()
+            .find_map(|scheme| url.strip_prefix(scheme))
+            .with_context(|| format!("unsupported URL {url:?}: expected ws://HOST:PORT"))?;
+        let authority = rest.split('/').next().unwrap_or_default();
+        if authority.is_empty() {
+            bail!("no host in URL {url:?}");
+        }
+        let with_port = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            authority.to_owned()
+        } else {
+            format!("{authority}:80")
+        };
+        let addr = tokio::net::lookup_host(&with_port)
+            .await
+            .with_context(|| format!("cannot resolve {authority}"))?
+            .next()
+            .with_context(|| format!("no address for {authority}"))?;
+        Ok(Self {
+            authority: authority.to_owned(),
+            addr,
+            url: url.to_owned(),
+        })
+    }
+
+    /// Checks that the server accepts TCP connections at all.
+    pub async fn check_reachable(&self, timeout: Duration) -> anyhow::Result<()> {
+        match tokio::time::timeout(timeout, TcpStream::connect(self.addr)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => bail!("cannot connect to {}: {error}", self.url),
+            Err(_) => bail!("cannot connect to {}: timed out", self.url),
+        }
+    }
+
+    /// Opens a WebSocket to `room`, from `source` if given; returns it and
+    /// how long the TCP connect and the handshake took.
+    pub async fn connect(
+        &self,
+        room: &RoomName,
+        source: Option<IpAddr>,
+        timeout: Duration,
+    ) -> anyhow::Result<(Connection, Duration)> {
+        let started = Instant::now();
+        let attempt = async {
+            let socket = match self.addr {
+                SocketAddr::V4(_) => TcpSocket::new_v4(),
+                SocketAddr::V6(_) => TcpSocket::new_v6(),
+            }?;
+            if let Some(source) = source {
+                socket.bind(SocketAddr::new(source, 0))?;
+            }
+            let stream = socket.connect(self.addr).await?;
+            stream.set_nodelay(true)?;
+            let url = format!("ws://{}{}", self.authority, room.ws_path());
+            let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER);
+            let (ws, _response) =
+                tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
+            anyhow::Ok(ws)
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok(ws)) => Ok((ws, started.elapsed())),
+            Ok(Err(error)) => Err(error),
+            Err(_) => bail!("timed out after {} s", timeout.as_secs_f64()),
+        }
+    }
+}

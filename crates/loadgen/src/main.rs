@@ -1,0 +1,385 @@
+//! `chat-loadgen`: drives any server that speaks the chat protocol, given its
+//! URL, and measures it. See the library's docs for the scenarios.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use chat_loadgen::capacity::{self, CapacityParams};
+use chat_loadgen::client::Target;
+use chat_loadgen::connections::{self, ConnectionsParams};
+use chat_loadgen::fanout::{self, FanoutParams};
+use chat_loadgen::progress::Progress;
+use chat_loadgen::record::{Params, Record, Results};
+use chat_loadgen::{append_json, current_commit, loadgen_warnings, now_rfc3339, summary};
+use clap::{Args, Parser, Subcommand};
+
+/// Load generator for the chat protocol: open-loop fan-out latency,
+/// capacity at an SLO, and idle connections, with the server's threads,
+/// memory and CPU read from /proc.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Clients spread over rooms; open-loop senders; every delivery counted.
+    Fanout {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        spread: Spread,
+        #[command(flatten)]
+        traffic: Traffic,
+    },
+    /// One room, clients stepped up until p99 fan-out latency passes the SLO.
+    Capacity {
+        #[command(flatten)]
+        common: Common,
+        /// Clients in the first step.
+        #[arg(long, default_value_t = 100)]
+        start: u64,
+        /// Clients added per step.
+        #[arg(long, default_value_t = 100)]
+        step: u64,
+        /// The largest step tried.
+        #[arg(long, default_value_t = 5000)]
+        max: u64,
+        /// p99 fan-out latency a step must stay within, milliseconds.
+        #[arg(long, default_value_t = 250.0)]
+        slo_ms: f64,
+        #[command(flatten)]
+        traffic: Traffic,
+    },
+    /// Idle connections, opened as fast as the server accepts them, held,
+    /// closed.
+    Connections {
+        #[command(flatten)]
+        common: Common,
+        /// Connections to open.
+        #[arg(long)]
+        count: u64,
+        /// Seconds to hold them open.
+        #[arg(long, default_value_t = 5.0)]
+        hold: f64,
+        /// Loopback source addresses to spread them over (127.0.0.1, .2, ...);
+        /// one gives about 28,000 connections to one server port.
+        #[arg(long, default_value_t = 1)]
+        source_addrs: u8,
+        /// Failed connections after which no new one is tried.
+        #[arg(long, default_value_t = 100)]
+        max_failures: u64,
+    },
+}
+
+/// Options of every scenario.
+#[derive(Args)]
+struct Common {
+    /// The server, ws://HOST:PORT; clients connect to /ws/chat/<room>/.
+    #[arg(long)]
+    url: String,
+    /// The server's process id, to sample its threads, memory and CPU.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// The server's name in the output.
+    #[arg(long, default_value = "server")]
+    label: String,
+    /// Append the run's record, as one JSON line, to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// The commit to record [default: `git rev-parse HEAD`].
+    #[arg(long)]
+    commit: Option<String>,
+    /// Seconds to wait for one connection.
+    #[arg(long, default_value_t = 10.0)]
+    connect_timeout: f64,
+    /// Connections opened at once.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// Worker threads of the load generator [default: the number of cores].
+    #[arg(long)]
+    workers: Option<usize>,
+    /// No progress bar (it is shown only on a terminal anyway).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// How clients are spread.
+#[derive(Args)]
+struct Spread {
+    /// Clients in all.
+    #[arg(long)]
+    clients: u64,
+    /// Rooms; clients are spread evenly.
+    #[arg(long, default_value_t = 1)]
+    rooms: u64,
+    /// Senders per room.
+    #[arg(long, default_value_t = 1)]
+    senders: u64,
+}
+
+/// What the senders do.
+#[derive(Args)]
+struct Traffic {
+    /// Messages per second, per sender.
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// Bytes of each message's text.
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Longest wait, in seconds, for the last deliveries once senders stop.
+    #[arg(long, default_value_t = 5.0)]
+    drain: f64,
+}
+
+fn secs(value: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .with_context(|| format!("--{flag} must be a non-negative number of seconds"))
+}
+
+impl Traffic {
+    fn params(
+        &self,
+        common: &Common,
+        clients: u64,
+        rooms: u64,
+        senders: u64,
+    ) -> anyhow::Result<FanoutParams> {
+        Ok(FanoutParams {
+            clients,
+            rooms,
+            senders_per_room: senders,
+            rate_per_s: self.rate,
+            payload_bytes: self.payload,
+            warmup: secs(self.warmup, "warmup")?,
+            duration: secs(self.duration, "duration")?,
+            drain: secs(self.drain, "drain")?,
+            connect_timeout: secs(common.connect_timeout, "connect-timeout")?,
+            connect_concurrency: common.concurrency,
+        })
+    }
+
+    fn record_params(&self, params: &mut Params) {
+        params.rate_per_s = Some(self.rate);
+        params.payload_bytes = Some(self.payload as u64);
+        params.warmup_s = Some(self.warmup);
+        params.duration_s = Some(self.duration);
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => {
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            let rendered = error.render().to_string();
+            eprintln!(
+                "chat-loadgen: {}",
+                rendered
+                    .lines()
+                    .next()
+                    .unwrap_or("invalid arguments")
+                    .trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("chat-loadgen: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let common = match &cli.scenario {
+        Scenario::Fanout { common, .. }
+        | Scenario::Capacity { common, .. }
+        | Scenario::Connections { common, .. } => common,
+    };
+    let workers = common
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open-files limit raised"),
+        Err(error) => tracing::warn!(%error, "could not raise the open-files limit"),
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(run_scenario(&cli.scenario, common, workers))
+}
+
+async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> anyhow::Result<()> {
+    let target = Target::resolve(&common.url).await?;
+    target
+        .check_reachable(secs(common.connect_timeout, "connect-timeout")?)
+        .await?;
+    let progress = if common.no_progress {
+        Progress::hidden()
+    } else {
+        Progress::new(true)
+    };
+    let started_at = now_rfc3339();
+    let mut params = Params::default();
+    let (name, results, server, loadgen, mut warnings, lag) = match scenario {
+        Scenario::Fanout {
+            spread, traffic, ..
+        } => {
+            let fanout_params =
+                traffic.params(common, spread.clients, spread.rooms, spread.senders)?;
+            params.clients = Some(spread.clients);
+            params.rooms = Some(spread.rooms);
+            params.senders_per_room = Some(spread.senders);
+            traffic.record_params(&mut params);
+            let outcome =
+                fanout::run(&target, &fanout_params, common.server_pid, &progress).await?;
+            let lag = outcome.results.send_lag_us.clone();
+            (
+                "fanout",
+                Results::Fanout(outcome.results),
+                outcome.server,
+                outcome.loadgen,
+                outcome.warnings,
+                Some(lag),
+            )
+        }
+        Scenario::Capacity {
+            start,
+            step,
+            max,
+            slo_ms,
+            traffic,
+            ..
+        } => {
+            let capacity_params = CapacityParams {
+                start: *start,
+                step: *step,
+                max: *max,
+                slo: secs(slo_ms / 1000.0, "slo-ms")?,
+                fanout: traffic.params(common, *start, 1, 1)?,
+            };
+            params.start = Some(*start);
+            params.step = Some(*step);
+            params.max = Some(*max);
+            params.slo_ms = Some(*slo_ms);
+            params.rooms = Some(1);
+            params.senders_per_room = Some(1);
+            traffic.record_params(&mut params);
+            let outcome =
+                capacity::run(&target, &capacity_params, common.server_pid, &progress).await?;
+            let lag = outcome
+                .results
+                .steps
+                .last()
+                .map(|s| s.fanout.send_lag_us.clone());
+            (
+                "capacity",
+                Results::Capacity(outcome.results),
+                outcome.server,
+                outcome.loadgen,
+                outcome.warnings,
+                lag,
+            )
+        }
+        Scenario::Connections {
+            count,
+            hold,
+            source_addrs,
+            max_failures,
+            ..
+        } => {
+            let connections_params = ConnectionsParams {
+                count: *count,
+                hold: secs(*hold, "hold")?,
+                source_addrs: *source_addrs,
+                connect_timeout: secs(common.connect_timeout, "connect-timeout")?,
+                concurrency: common.concurrency,
+                max_failures: *max_failures,
+            };
+            params.clients = Some(*count);
+            params.hold_s = Some(*hold);
+            params.source_addrs = Some(u64::from(*source_addrs));
+            let outcome =
+                connections::run(&target, &connections_params, common.server_pid, &progress)
+                    .await?;
+            (
+                "connections",
+                Results::Connections(outcome.results),
+                outcome.server,
+                outcome.loadgen,
+                Vec::new(),
+                None,
+            )
+        }
+    };
+    warnings.extend(loadgen_warnings(
+        &loadgen,
+        server.as_ref(),
+        lag.as_ref(),
+        workers,
+    ));
+    if let Results::Fanout(results) = &results
+        && results.lost > 0
+    {
+        warnings.insert(0, loss_warning(results.lost, results.expected_deliveries));
+    }
+    if let Results::Connections(results) = &results
+        && results.opened < results.target
+    {
+        warnings.push(format!(
+            "opened only {} of {} connections: {}",
+            results.opened,
+            results.target,
+            results.first_failure.as_deref().unwrap_or("no error seen")
+        ));
+    }
+    let record = Record {
+        scenario: name.to_owned(),
+        server: common.label.clone(),
+        commit: common.commit.clone().unwrap_or_else(current_commit),
+        started_at,
+        url: common.url.clone(),
+        params,
+        results,
+        server_process: server,
+        loadgen_process: loadgen,
+        warnings,
+    };
+    print!("{}", summary::render(&record));
+    for warning in record.warnings.iter().filter(|w| w.starts_with("LOSS")) {
+        eprintln!("chat-loadgen: {warning}");
+    }
+    if let Some(path) = &common.json {
+        append_json(path, &record)?;
+    }
+    Ok(())
+}
+
+fn loss_warning(lost: u64, expected: u64) -> String {
+    format!(
+        "LOSS: {lost} of {expected} expected deliveries never arrived ({:.3}%)",
+        lost as f64 * 100.0 / expected.max(1) as f64
+    )
+}

@@ -1,0 +1,142 @@
+//! The human summary of a run, printed on stdout.
+
+use std::fmt::Write;
+
+use crate::record::{FanoutResults, Latency, ProcessFigures, Record, Results};
+
+/// The summary of `record` as text.
+pub fn render(record: &Record) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} against {} ({}), commit {}",
+        record.scenario,
+        record.server,
+        record.url,
+        short(&record.commit)
+    );
+    match &record.results {
+        Results::Fanout(results) => fanout(&mut out, results),
+        Results::Capacity(results) => {
+            let _ = writeln!(
+                out,
+                "  {:>8}  {:>6}  {:>12}  {:>10}  {:>8}",
+                "clients", "held", "deliveries/s", "p99 ms", "lost"
+            );
+            for step in &results.steps {
+                let _ = writeln!(
+                    out,
+                    "  {:>8}  {:>6}  {:>12.0}  {:>10.2}  {:>8}",
+                    step.clients,
+                    if step.held { "yes" } else { "NO" },
+                    step.fanout.deliveries_per_s,
+                    ms(step.fanout.latency_us.p99_us),
+                    step.fanout.lost
+                );
+            }
+            match results.capacity_clients {
+                Some(clients) => {
+                    let _ = writeln!(out, "  capacity: {clients} clients in one room");
+                }
+                None => {
+                    let _ = writeln!(out, "  capacity: not even the first step held");
+                }
+            }
+        }
+        Results::Connections(results) => {
+            let _ = writeln!(
+                out,
+                "  opened {} of {} ({} failed), {} still open after the hold",
+                results.opened, results.target, results.failed, results.held
+            );
+            if let Some(failure) = &results.first_failure {
+                let _ = writeln!(out, "  first failure: {failure}");
+            }
+            let _ = writeln!(out, "  handshakes/s {:.0}", results.handshakes_per_s);
+            latency_line(&mut out, "connect", &results.connect_us);
+            if let (Some(threads), Some(rss)) = (
+                results.threads_per_connection,
+                results.rss_per_connection_kib,
+            ) {
+                let _ = writeln!(
+                    out,
+                    "  per connection: {threads:.2} threads, {rss:.1} KiB RSS"
+                );
+            }
+        }
+    }
+    if let Some(server) = &record.server_process {
+        process(&mut out, "server", server);
+    }
+    process(&mut out, "loadgen", &record.loadgen_process);
+    for warning in &record.warnings {
+        let _ = writeln!(out, "  WARNING: {warning}");
+    }
+    out
+}
+
+fn fanout(out: &mut String, results: &FanoutResults) {
+    let _ = writeln!(
+        out,
+        "  sent {}  expected {}  delivered {}  lost {}  duplicated {}  out of order {}  order mismatches {}",
+        results.sent,
+        results.expected_deliveries,
+        results.delivered,
+        results.lost,
+        results.duplicated,
+        results.out_of_order,
+        results.order_mismatches
+    );
+    let _ = writeln!(
+        out,
+        "  messages/s {:.0}  deliveries/s {:.0}  error replies {}  closes {:?}  connect failures {}",
+        results.messages_per_s,
+        results.deliveries_per_s,
+        results.error_replies,
+        results.close_codes,
+        results.connect_failures
+    );
+    latency_line(out, "fan-out", &results.latency_us);
+    latency_line(out, "send lag", &results.send_lag_us);
+    latency_line(out, "connect", &results.connect_us);
+}
+
+fn latency_line(out: &mut String, name: &str, latency: &Latency) {
+    let _ = writeln!(
+        out,
+        "  {name:>8} ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}  (n = {})",
+        ms(latency.p50_us),
+        ms(latency.p90_us),
+        ms(latency.p99_us),
+        ms(latency.p999_us),
+        ms(latency.max_us),
+        latency.count
+    );
+}
+
+fn process(out: &mut String, name: &str, figures: &ProcessFigures) {
+    let _ = writeln!(
+        out,
+        "  {name:>8}: pid {}  threads peak {}  RSS peak {} KiB  CPU {:.2} s user + {:.2} s system ({:.2} cores){}  ctx switches {} vol / {} invol",
+        figures.pid,
+        figures.threads_peak,
+        figures.rss_peak_kib,
+        figures.cpu_user_s,
+        figures.cpu_system_s,
+        figures.cpu_utilization,
+        figures
+            .cpu_s_per_1000_deliveries
+            .map(|c| format!(", {:.1} ms per 1,000 deliveries", c * 1000.0))
+            .unwrap_or_default(),
+        figures.voluntary_ctxt_switches,
+        figures.involuntary_ctxt_switches
+    );
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
