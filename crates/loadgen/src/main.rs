@@ -185,14 +185,17 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(error) => {
+            // clap's message, without its usage lines, on one line.
             let rendered = error.render().to_string();
+            let message: Vec<&str> = rendered
+                .lines()
+                .take_while(|line| !line.starts_with("Usage:"))
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .collect();
             eprintln!(
                 "chat-loadgen: {}",
-                rendered
-                    .lines()
-                    .next()
-                    .unwrap_or("invalid arguments")
-                    .trim_start_matches("error: ")
+                message.join(" ").trim_start_matches("error: ")
             );
             return ExitCode::from(2);
         }

@@ -1,0 +1,515 @@
+//! The records, sorted into what the report compares: servers, fan-out
+//! configurations, capacity searches, connection runs, and the figures
+//! derived from them.
+//!
+//! Every number in the report comes from here, so the tables, the plots and
+//! the prose cannot disagree. Derived figures (context switches per
+//! delivery, loss) are computed once, here.
+
+use std::fmt;
+
+use chat_loadgen::record::{
+    CapacityResults, ConnectionsResults, FanoutResults, ProcessFigures, Record, Results,
+};
+
+use crate::format;
+
+/// The label of the thread-per-connection server.
+pub const SYNC: &str = "sync";
+/// The label of the tokio-tasks server.
+pub const ASYNC: &str = "async";
+/// The two servers of this workspace, shown first and in this order; any
+/// other label (an external server such as `django`) follows.
+pub const OWN_SERVERS: [&str; 2] = [SYNC, ASYNC];
+
+/// What a fan-out run was asked to do; runs with equal configurations are
+/// comparable across servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Config {
+    /// Rooms (first, so one-room runs sort together).
+    pub rooms: Option<u64>,
+    /// Senders per room.
+    pub senders: Option<u64>,
+    /// Messages per second per sender, in thousandths (an integer, so
+    /// configurations compare exactly).
+    pub rate_milli: Option<u64>,
+    /// Bytes of text per message.
+    pub payload: Option<u64>,
+    /// Clients, over all rooms.
+    pub clients: Option<u64>,
+}
+
+impl Config {
+    /// The configuration a record was run with.
+    pub fn of(record: &Record) -> Self {
+        let p = &record.params;
+        Self {
+            rooms: p.rooms,
+            senders: p.senders_per_room,
+            // Rates are small positive numbers; a negative or absurd one
+            // saturates, which only affects grouping.
+            rate_milli: p.rate_per_s.map(|r| (r * 1000.0).round().max(0.0) as u64),
+            payload: p.payload_bytes,
+            clients: p.clients,
+        }
+    }
+
+    /// The same configuration with the client count left out: what one line
+    /// of a "versus clients" plot holds constant.
+    pub fn without_clients(self) -> Self {
+        Self {
+            clients: None,
+            ..self
+        }
+    }
+
+    /// The rate in messages per second per sender.
+    pub fn rate(self) -> Option<f64> {
+        self.rate_milli.map(|r| r as f64 / 1000.0)
+    }
+
+    /// The load, without the clients: `1 sender/room @ 100 msg/s, 32 B`.
+    pub fn load_label(self) -> String {
+        let senders = self.senders.map_or_else(
+            || "? senders/room".to_owned(),
+            |s| {
+                if s == 1 {
+                    "1 sender/room".to_owned()
+                } else {
+                    format!("{} senders/room", format::count(s))
+                }
+            },
+        );
+        let rate = self.rate().map_or_else(|| "?".to_owned(), format::plain);
+        let payload = self.payload.map_or_else(|| "?".to_owned(), format::count);
+        format!("{senders} @ {rate} msg/s, {payload} B")
+    }
+}
+
+impl fmt::Display for Config {
+    /// `1,000 clients in 1 room, 1 sender/room @ 100 msg/s, 32 B`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let clients = self
+            .clients
+            .map_or_else(|| "? clients".to_owned(), |c| format::plural(c, "client"));
+        let rooms = self
+            .rooms
+            .map_or_else(|| "? rooms".to_owned(), |r| format::plural(r, "room"));
+        write!(f, "{clients} in {rooms}, {}", self.load_label())
+    }
+}
+
+/// One fan-out run.
+#[derive(Debug, Clone, Copy)]
+pub struct Fanout<'a> {
+    /// The whole record.
+    pub record: &'a Record,
+    /// Its results.
+    pub results: &'a FanoutResults,
+}
+
+impl Fanout<'_> {
+    /// The server's label.
+    pub fn server(&self) -> &str {
+        &self.record.server
+    }
+
+    /// What it was asked to do.
+    pub fn config(&self) -> Config {
+        Config::of(self.record)
+    }
+
+    /// Everything that says the run did not deliver exactly what it owed,
+    /// once, in order; empty for a clean run.
+    pub fn anomalies(&self) -> Vec<String> {
+        anomalies(self.results)
+    }
+
+    /// The server process's figures, when sampled.
+    pub fn server_process(&self) -> Option<&ProcessFigures> {
+        self.record.server_process.as_ref()
+    }
+
+    /// The server's voluntary context switches per delivery: how often a
+    /// thread gave up its core to wait, for each frame delivered.
+    pub fn voluntary_switches_per_delivery(&self) -> Option<f64> {
+        let process = self.server_process()?;
+        per_delivery(process.voluntary_ctxt_switches, self.results.delivered)
+    }
+}
+
+/// Everything wrong with a fan-out's counts, as short phrases.
+pub fn anomalies(r: &FanoutResults) -> Vec<String> {
+    let mut out = Vec::new();
+    if r.lost > 0 {
+        out.push(format!(
+            "lost {} of {} deliveries ({})",
+            format::count(r.lost),
+            format::count(r.expected_deliveries),
+            format::percent(r.lost as f64 / r.expected_deliveries.max(1) as f64),
+        ));
+    }
+    let counts = [
+        (r.duplicated, "duplicated deliveries"),
+        (r.out_of_order, "out-of-order deliveries"),
+        (r.order_mismatches, "members with a different room order"),
+        (r.error_replies, "error replies"),
+        (r.connect_failures, "clients that could not connect"),
+    ];
+    for (n, what) in counts {
+        if n > 0 {
+            out.push(format!("{} {what}", format::count(n)));
+        }
+    }
+    let closes: u64 = r.close_codes.values().sum();
+    if closes > 0 {
+        let codes: Vec<String> = r
+            .close_codes
+            .iter()
+            .map(|(code, n)| format!("{code}×{}", format::count(*n)))
+            .collect();
+        out.push(format!("closed by the server ({})", codes.join(", ")));
+    }
+    out
+}
+
+fn per_delivery(n: u64, delivered: u64) -> Option<f64> {
+    (delivered > 0).then(|| n as f64 / delivered as f64)
+}
+
+/// One capacity search.
+#[derive(Debug, Clone, Copy)]
+pub struct Capacity<'a> {
+    /// The whole record.
+    pub record: &'a Record,
+    /// Its results.
+    pub results: &'a CapacityResults,
+}
+
+/// What a capacity search found, in words the summary table can show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapacityFinding {
+    /// The largest step that held, and a larger one failed.
+    Held(u64),
+    /// Every step held: the capacity is at least this, the search's limit.
+    AtLeast(u64),
+    /// No step held: the capacity is below the first step.
+    Below(u64),
+    /// No step was run.
+    NoSteps,
+}
+
+impl Capacity<'_> {
+    /// The server's label.
+    pub fn server(&self) -> &str {
+        &self.record.server
+    }
+
+    /// The latency limit, in milliseconds.
+    pub fn slo_ms(&self) -> Option<f64> {
+        self.record.params.slo_ms
+    }
+
+    /// What the search found.
+    pub fn finding(&self) -> CapacityFinding {
+        let steps = &self.results.steps;
+        let Some(first) = steps.first() else {
+            return CapacityFinding::NoSteps;
+        };
+        match self.results.capacity_clients {
+            None => CapacityFinding::Below(first.clients),
+            Some(n) => {
+                let larger_failed = steps.iter().any(|s| s.clients > n && !s.held);
+                if larger_failed {
+                    CapacityFinding::Held(n)
+                } else {
+                    CapacityFinding::AtLeast(n)
+                }
+            }
+        }
+    }
+}
+
+/// One connections run.
+#[derive(Debug, Clone, Copy)]
+pub struct Connections<'a> {
+    /// The whole record.
+    pub record: &'a Record,
+    /// Its results.
+    pub results: &'a ConnectionsResults,
+}
+
+impl Connections<'_> {
+    /// The server's label.
+    pub fn server(&self) -> &str {
+        &self.record.server
+    }
+}
+
+/// The records of one run directory, sorted by scenario.
+#[derive(Debug, Default)]
+pub struct Data<'a> {
+    /// Server labels: `sync`, `async`, then the others in order of first
+    /// appearance.
+    pub servers: Vec<String>,
+    /// Fan-out runs, in file order.
+    pub fanouts: Vec<Fanout<'a>>,
+    /// Capacity searches, in file order.
+    pub capacities: Vec<Capacity<'a>>,
+    /// Connections runs, in file order.
+    pub connections: Vec<Connections<'a>>,
+    /// Every record, in file order.
+    pub records: &'a [Record],
+}
+
+impl<'a> Data<'a> {
+    /// Sorts the records. The scenario is taken from the shape of the
+    /// results, which is what the numbers mean.
+    pub fn new(records: &'a [Record]) -> Self {
+        let mut data = Data {
+            records,
+            ..Data::default()
+        };
+        for record in records {
+            if !data.servers.contains(&record.server) {
+                data.servers.push(record.server.clone());
+            }
+            match &record.results {
+                Results::Fanout(results) => data.fanouts.push(Fanout { record, results }),
+                Results::Capacity(results) => {
+                    data.capacities.push(Capacity { record, results });
+                }
+                Results::Connections(results) => {
+                    data.connections.push(Connections { record, results });
+                }
+            }
+        }
+        data.servers.sort_by_key(|s| {
+            OWN_SERVERS
+                .iter()
+                .position(|own| own == s)
+                .unwrap_or(OWN_SERVERS.len())
+        });
+        data
+    }
+
+    /// Whether the server has any record.
+    pub fn has_server(&self, server: &str) -> bool {
+        self.servers.iter().any(|s| s == server)
+    }
+
+    /// A server's fan-out runs.
+    pub fn fanouts_of<'s>(&'s self, server: &'s str) -> impl Iterator<Item = Fanout<'a>> + 's {
+        self.fanouts
+            .iter()
+            .copied()
+            .filter(move |f| f.server() == server)
+    }
+
+    /// Every fan-out configuration, sorted (one room first, then by load,
+    /// then by clients).
+    pub fn configs(&self) -> Vec<Config> {
+        let mut configs: Vec<Config> = self.fanouts.iter().map(Fanout::config).collect();
+        configs.sort();
+        configs.dedup();
+        configs
+    }
+
+    /// The representative run of a server at a configuration: the median by
+    /// p99 latency when the configuration was repeated, with the number of
+    /// runs it stands for.
+    pub fn median_run(&self, server: &str, config: Config) -> Option<(Fanout<'a>, usize)> {
+        let runs: Vec<Fanout<'a>> = self
+            .fanouts_of(server)
+            .filter(|f| f.config() == config)
+            .collect();
+        median_by_p99(runs)
+    }
+
+    /// A server's fan-out run with the most deliveries per second.
+    pub fn peak_run(&self, server: &str) -> Option<Fanout<'a>> {
+        self.fanouts_of(server).max_by(|a, b| {
+            a.results
+                .deliveries_per_s
+                .total_cmp(&b.results.deliveries_per_s)
+        })
+    }
+
+    /// A server's last capacity search (a repeated search supersedes the
+    /// earlier one).
+    pub fn capacity_of(&self, server: &str) -> Option<Capacity<'a>> {
+        self.capacities
+            .iter()
+            .copied()
+            .rfind(|c| c.server() == server)
+    }
+
+    /// A server's connections runs, by connections opened.
+    pub fn connections_of(&self, server: &str) -> Vec<Connections<'a>> {
+        let mut runs: Vec<Connections<'a>> = self
+            .connections
+            .iter()
+            .copied()
+            .filter(|c| c.server() == server)
+            .collect();
+        runs.sort_by_key(|c| (c.results.opened, c.results.target));
+        runs
+    }
+
+    /// A server's connections run with the most connections opened: where
+    /// the per-connection figures are least diluted by the baseline.
+    pub fn largest_connections_run(&self, server: &str) -> Option<Connections<'a>> {
+        self.connections_of(server).pop()
+    }
+
+    /// The configurations both `a` and `b` ran, sorted.
+    pub fn common_configs(&self, a: &str, b: &str) -> Vec<Config> {
+        self.configs()
+            .into_iter()
+            .filter(|c| self.median_run(a, *c).is_some() && self.median_run(b, *c).is_some())
+            .collect()
+    }
+
+    /// The one-room configuration with the most clients that both `a` and
+    /// `b` ran: where the models differ most within what both measured.
+    pub fn largest_common_one_room(&self, a: &str, b: &str) -> Option<Config> {
+        self.common_configs(a, b)
+            .into_iter()
+            .filter(|c| c.rooms == Some(1))
+            .max_by_key(|c| (c.clients, std::cmp::Reverse(*c)))
+    }
+
+    /// The load generator's highest CPU utilization, with its run.
+    pub fn loadgen_peak(&self) -> Option<&'a Record> {
+        self.records.iter().max_by(|a, b| {
+            a.loadgen_process
+                .cpu_utilization
+                .total_cmp(&b.loadgen_process.cpu_utilization)
+        })
+    }
+
+    /// The distinct commits the records name, in order of appearance.
+    pub fn commits(&self) -> Vec<&'a str> {
+        let mut commits: Vec<&str> = Vec::new();
+        for r in self.records {
+            if !commits.contains(&r.commit.as_str()) {
+                commits.push(&r.commit);
+            }
+        }
+        commits
+    }
+
+    /// Distinct values of a parameter over all records, sorted.
+    pub fn distinct_params(&self, get: impl Fn(&Record) -> Option<f64>) -> Vec<f64> {
+        let mut values: Vec<f64> = self.records.iter().filter_map(get).collect();
+        values.sort_by(f64::total_cmp);
+        values.dedup();
+        values
+    }
+}
+
+/// The median run by p99 latency (the lower middle for an even count), with
+/// the number of runs.
+pub fn median_by_p99(mut runs: Vec<Fanout<'_>>) -> Option<(Fanout<'_>, usize)> {
+    if runs.is_empty() {
+        return None;
+    }
+    runs.sort_by_key(|f| f.results.latency_us.p99_us);
+    let n = runs.len();
+    Some((runs[(n - 1) / 2], n))
+}
+
+/// One record's short name, for warnings and flags: `sync fan-out, 1,000
+/// clients in 1 room, …`.
+pub fn describe(record: &Record) -> String {
+    match &record.results {
+        Results::Fanout(_) => format!("{} fan-out, {}", record.server, Config::of(record)),
+        Results::Capacity(_) => {
+            let config = Config::of(record).without_clients();
+            format!("{} capacity search, {}", record.server, config.load_label())
+        }
+        Results::Connections(r) => format!(
+            "{} connections, target {}",
+            record.server,
+            format::count(r.target)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdata::{capacity_record, connections_record, fanout_record};
+
+    #[test]
+    fn servers_own_first() {
+        let records = vec![
+            fanout_record("django", 10, 1),
+            fanout_record("async", 10, 1),
+            fanout_record("sync", 10, 1),
+        ];
+        let data = Data::new(&records);
+        assert_eq!(data.servers, ["sync", "async", "django"]);
+        assert_eq!(data.fanouts.len(), 3);
+    }
+
+    #[test]
+    fn config_label() {
+        let record = fanout_record("sync", 1000, 1);
+        let config = Config::of(&record);
+        assert_eq!(
+            config.to_string(),
+            "1,000 clients in 1 room, 1 sender/room @ 100 msg/s, 32 B"
+        );
+    }
+
+    #[test]
+    fn median_of_repeats() {
+        let mut records = Vec::new();
+        for p99 in [30, 10, 20] {
+            let mut r = fanout_record("sync", 10, 1);
+            if let Results::Fanout(f) = &mut r.results {
+                f.latency_us.p99_us = p99;
+            }
+            records.push(r);
+        }
+        let data = Data::new(&records);
+        let config = data.configs()[0];
+        let (run, n) = data.median_run("sync", config).expect("runs");
+        assert_eq!(n, 3);
+        assert_eq!(run.results.latency_us.p99_us, 20);
+    }
+
+    #[test]
+    fn capacity_findings() {
+        let records = vec![
+            capacity_record("sync", &[(100, true), (200, false)]),
+            capacity_record("async", &[(100, true), (200, true)]),
+            capacity_record("django", &[(100, false)]),
+        ];
+        let data = Data::new(&records);
+        let finding = |s| data.capacity_of(s).map(|c| c.finding());
+        assert_eq!(finding("sync"), Some(CapacityFinding::Held(100)));
+        assert_eq!(finding("async"), Some(CapacityFinding::AtLeast(200)));
+        assert_eq!(finding("django"), Some(CapacityFinding::Below(100)));
+        assert_eq!(finding("other"), None);
+    }
+
+    #[test]
+    fn switches_per_delivery_and_anomalies() {
+        let mut r = fanout_record("sync", 10, 1);
+        if let Results::Fanout(f) = &mut r.results {
+            f.lost = 5;
+            f.duplicated = 1;
+        }
+        let records = vec![r, connections_record("sync", 100, 100, None)];
+        let data = Data::new(&records);
+        let run = data.fanouts[0];
+        let per = run.voluntary_switches_per_delivery().expect("sampled");
+        assert!(per > 0.0);
+        let anomalies = run.anomalies();
+        assert_eq!(anomalies.len(), 2, "{anomalies:?}");
+        assert!(anomalies[0].starts_with("lost 5 of"));
+        assert_eq!(data.connections.len(), 1);
+    }
+}

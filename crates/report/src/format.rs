@@ -1,0 +1,150 @@
+//! Number formatting for the report: one place decides how a count, a
+//! latency or a ratio is spelled, so every table and sentence agrees.
+//!
+//! Counts get thousands separators; measured quantities get three
+//! significant digits (the runs are not more precise than that); latencies
+//! are always shown in milliseconds so that columns compare at a glance.
+
+/// A count with thousands separators: `12345` → `12,345`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A measured quantity with three significant digits; at 1,000 and above,
+/// a rounded count with separators. Not-a-number and infinities show as `—`.
+pub fn sig(x: f64) -> String {
+    if !x.is_finite() {
+        return "—".to_owned();
+    }
+    if x.abs() >= 999.5 {
+        let rounded = x.abs().round();
+        // Lossless for any count a run can produce (< 2^53).
+        let s = count(rounded as u64);
+        return if x < 0.0 { format!("-{s}") } else { s };
+    }
+    if x == 0.0 {
+        return "0".to_owned();
+    }
+    // Digits after the point for 3 significant digits: 123 → 0, 12.3 → 1,
+    // 0.0123 → 4.
+    let magnitude = x.abs().log10().floor() as i32;
+    let decimals = usize::try_from((2 - magnitude).max(0)).unwrap_or(0);
+    let s = format!("{x:.decimals$}");
+    // A value that rounds up to the next magnitude (9.996 → "10.00") has
+    // one digit too many: show one decimal less.
+    let significant = s.replace(['-', '.'], "");
+    if significant.trim_start_matches('0').len() > 3 && decimals > 0 {
+        let decimals = decimals - 1;
+        return format!("{x:.decimals$}");
+    }
+    s
+}
+
+/// A latency given in microseconds, shown in milliseconds: `412` → `0.412`.
+pub fn ms(us: u64) -> String {
+    let ms = us as f64 / 1000.0;
+    sig(ms)
+}
+
+/// A rate or other float that reads best as a plain number: `100.0` →
+/// `100`, `0.5` → `0.5`.
+pub fn plain(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else {
+        format!("{x}")
+    }
+}
+
+/// A fraction as a percentage with three significant digits: `0.0123` →
+/// `1.23%`.
+pub fn percent(fraction: f64) -> String {
+    format!("{}%", sig(fraction * 100.0))
+}
+
+/// KiB shown in MiB: `20480` → `20.0`.
+pub fn mib(kib: u64) -> String {
+    let mib = kib as f64 / 1024.0;
+    sig(mib)
+}
+
+/// `n` followed by the noun, pluralised with an `s` unless `n` is 1:
+/// `plural(1, "room")` → `1 room`, `plural(1000, "client")` → `1,000 clients`.
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", count(n))
+    }
+}
+
+/// Text made safe for one markdown table cell: no pipes, no line breaks,
+/// at most `max` characters.
+pub fn cell_text(text: &str, max: usize) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect();
+    let mut out: String = flat.chars().take(max).collect();
+    if flat.chars().count() > max {
+        out.push('…');
+    }
+    out.replace('|', "\\|")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_get_separators() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1000), "1,000");
+        assert_eq!(count(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn three_significant_digits() {
+        assert_eq!(sig(0.0), "0");
+        assert_eq!(sig(0.012_34), "0.0123");
+        assert_eq!(sig(1.234), "1.23");
+        assert_eq!(sig(12.34), "12.3");
+        assert_eq!(sig(123.4), "123");
+        assert_eq!(sig(84_210.4), "84,210");
+        assert_eq!(sig(9.996), "10.0");
+        assert_eq!(sig(0.099_96), "0.100");
+        assert_eq!(sig(-2.5), "-2.50");
+        assert_eq!(sig(f64::NAN), "—");
+    }
+
+    #[test]
+    fn latencies_in_milliseconds() {
+        assert_eq!(ms(412), "0.412");
+        assert_eq!(ms(12_345), "12.3");
+        assert_eq!(ms(2_000_000), "2,000");
+    }
+
+    #[test]
+    fn plain_numbers_and_plurals() {
+        assert_eq!(plain(100.0), "100");
+        assert_eq!(plain(0.5), "0.5");
+        assert_eq!(plural(1, "room"), "1 room");
+        assert_eq!(plural(1000, "client"), "1,000 clients");
+        assert_eq!(percent(0.0123), "1.23%");
+    }
+
+    #[test]
+    fn cells_are_flattened_and_escaped() {
+        assert_eq!(cell_text("a|b\nc", 100), "a\\|b c");
+        assert_eq!(cell_text("abcdef", 3), "abc…");
+    }
+}

@@ -1,0 +1,74 @@
+//! `chat-report`: turns the load generator's raw runs into
+//! `results/REPORT.md` and `results/plots/*.svg`.
+//!
+//! The report is generated, never edited: every number in it, prose
+//! included, is computed from `runs.jsonl`, so it can be regenerated after a
+//! new run (or a fix to this program) without anyone re-reading the data by
+//! hand. The modules follow the report's making:
+//!
+//! * `load`: find the run directories, read `runs.jsonl` and `README.md`;
+//! * `readme`: the machine's cores and thread limits, from that README;
+//! * `data`: sort the records by scenario and server, derive figures;
+//! * `tables`, `plots`: the markdown tables, the SVG plots;
+//! * `text`, `discussion`, `scoreboard`, `compare`: the prose around the
+//!   numbers, the discussion, its closing scoreboard, and the comparison
+//!   words both choose from the data;
+//! * `report`: put them together and write the files.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+
+mod compare;
+mod data;
+mod discussion;
+mod format;
+mod load;
+mod plots;
+mod readme;
+mod report;
+mod scoreboard;
+mod tables;
+#[cfg(test)]
+mod testdata;
+mod text;
+
+/// Writes `REPORT.md` and SVG plots from the newest benchmark run.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The results directory: run directories (`<date>-<host>/`, each with
+    /// `runs.jsonl` and `README.md`) inside; `REPORT.md` and `plots/` are
+    /// written here.
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+    /// The run directory to report on, instead of the newest (by name)
+    /// under `--results`.
+    #[arg(long)]
+    run: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    match run(&Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("chat-report: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<()> {
+    let generated = report::generate(&args.results, args.run.as_deref())?;
+    println!(
+        "{} written from {}",
+        generated.report.display(),
+        generated.run.display()
+    );
+    for plot in &generated.plots {
+        println!("{}", plot.display());
+    }
+    Ok(())
+}

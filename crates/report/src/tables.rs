@@ -1,0 +1,475 @@
+//! The report's markdown tables: the side-by-side summary (one column per
+//! server), then one row per run for each scenario.
+//!
+//! The summary picks one figure per cell and says in its row label how it
+//! was picked (maximum, median of repeats, largest run), so that a reader
+//! can find the run behind it in the detailed tables below.
+
+use chat_loadgen::record::ProcessSample;
+
+use crate::data::{CapacityFinding, Config, Data, Fanout};
+use crate::format;
+
+/// Shown where a server has no run for a row.
+pub const NOT_MEASURED: &str = "not measured";
+/// Marks a run whose deliveries were not exactly what was owed.
+pub const FLAG: &str = "⚠";
+
+/// A markdown table.
+struct Table {
+    header: Vec<String>,
+    /// Right-align this column (numbers).
+    right: Vec<bool>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these columns; `right` marks numeric ones.
+    fn new(columns: &[(&str, bool)]) -> Self {
+        Self {
+            header: columns.iter().map(|(h, _)| (*h).to_owned()).collect(),
+            right: columns.iter().map(|(_, r)| *r).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, row: Vec<String>) {
+        debug_assert_eq!(row.len(), self.header.len(), "row width");
+        self.rows.push(row);
+    }
+
+    fn render(&self) -> String {
+        let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
+        let mut out = line(&self.header);
+        let rule: Vec<String> = self
+            .right
+            .iter()
+            .map(|r| {
+                if *r {
+                    "---:".to_owned()
+                } else {
+                    "---".to_owned()
+                }
+            })
+            .collect();
+        out.push_str(&line(&rule));
+        for row in &self.rows {
+            out.push_str(&line(row));
+        }
+        out
+    }
+}
+
+/// `p50 / p99 / p99.9` in milliseconds, with the flag and the first anomaly
+/// of a run that lost, duplicated or reordered deliveries.
+fn latency_cell(run: Fanout<'_>, repeats: usize) -> String {
+    let l = &run.results.latency_us;
+    let mut cell = format!(
+        "{} / {} / {}",
+        format::ms(l.p50_us),
+        format::ms(l.p99_us),
+        format::ms(l.p999_us)
+    );
+    if repeats > 1 {
+        cell.push_str(&format!(" (median of {repeats} runs)"));
+    }
+    push_flag(&mut cell, run);
+    cell
+}
+
+fn push_flag(cell: &mut String, run: Fanout<'_>) {
+    if let Some(first) = run.anomalies().first() {
+        cell.push_str(&format!(" {FLAG} {first}"));
+    }
+}
+
+/// The summary: one row per headline figure, one column per server.
+pub fn summary(data: &Data<'_>) -> String {
+    let mut columns: Vec<(&str, bool)> = vec![("", false)];
+    columns.extend(data.servers.iter().map(|s| (s.as_str(), true)));
+    let mut table = Table::new(&columns);
+    let mut row = |label: String, cell: &dyn Fn(&str) -> Option<String>| {
+        let mut cells = vec![label];
+        cells.extend(
+            data.servers
+                .iter()
+                .map(|s| cell(s).unwrap_or_else(|| NOT_MEASURED.to_owned())),
+        );
+        table.push(cells);
+    };
+
+    row(
+        "**Peak fan-out throughput**, deliveries/s (max over fan-out runs)".to_owned(),
+        &|s| {
+            let run = data.peak_run(s)?;
+            let mut cell = format::sig(run.results.deliveries_per_s);
+            push_flag(&mut cell, run);
+            Some(cell)
+        },
+    );
+
+    for config in data.configs() {
+        row(
+            format!("**Fan-out latency** p50 / p99 / p99.9, ms: {config}"),
+            &|s| {
+                let (run, n) = data.median_run(s, config)?;
+                Some(latency_cell(run, n))
+            },
+        );
+    }
+
+    let first_capacity = data.capacities.first();
+    let slo = first_capacity.and_then(|c| c.slo_ms());
+    let capacity_label = match first_capacity {
+        Some(c) => format!(
+            "**Capacity at the SLO**: most clients in one room with p99 ≤ {} ms and no loss ({})",
+            slo.map_or_else(|| "?".to_owned(), format::plain),
+            Config::of(c.record).without_clients().load_label()
+        ),
+        None => "**Capacity at the SLO**: most clients in one room within the p99 limit".to_owned(),
+    };
+    row(capacity_label, &|s| {
+        let c = data.capacity_of(s)?;
+        let mut cell = match c.finding() {
+            CapacityFinding::Held(n) => format!("{} clients", format::count(n)),
+            CapacityFinding::AtLeast(n) => {
+                format!("≥ {} clients (every step held)", format::count(n))
+            }
+            CapacityFinding::Below(n) => {
+                format!("< {} clients (no step held)", format::count(n))
+            }
+            CapacityFinding::NoSteps => "no step run".to_owned(),
+        };
+        if c.slo_ms() != slo {
+            let own = c.slo_ms().map_or_else(|| "?".to_owned(), format::plain);
+            cell.push_str(&format!(" (p99 ≤ {own} ms)"));
+        }
+        Some(cell)
+    });
+
+    row(
+        "**Threads per connection** (connections run with the most connections)".to_owned(),
+        &|s| {
+            let run = data.largest_connections_run(s)?;
+            let per = run.results.threads_per_connection?;
+            Some(format!(
+                "{} (at {} connections)",
+                format::sig(per),
+                format::count(run.results.opened)
+            ))
+        },
+    );
+    row("**RSS per connection**, KiB (same run)".to_owned(), &|s| {
+        let run = data.largest_connections_run(s)?;
+        run.results.rss_per_connection_kib.map(format::sig)
+    });
+    row(
+        "**Server CPU s per 1,000 deliveries** (at the peak-throughput run)".to_owned(),
+        &|s| {
+            let run = data.peak_run(s)?;
+            run.server_process()?
+                .cpu_s_per_1000_deliveries
+                .map(format::sig)
+        },
+    );
+    row(
+        "**Voluntary context switches per delivery**, server (at the peak-throughput run)"
+            .to_owned(),
+        &|s| {
+            data.peak_run(s)?
+                .voluntary_switches_per_delivery()
+                .map(format::sig)
+        },
+    );
+    row(
+        "**Largest connection count held** (of the target; first failure of a run that failed)"
+            .to_owned(),
+        &|s| {
+            let runs = data.connections_of(s);
+            let best = runs.iter().max_by_key(|c| c.results.held)?;
+            let mut cell = format!(
+                "{} of {}",
+                format::count(best.results.held),
+                format::count(best.results.target)
+            );
+            let failed = runs
+                .iter()
+                .filter(|c| c.results.failed > 0 || c.results.held < c.results.target)
+                .min_by_key(|c| c.results.target);
+            if let Some(f) = failed {
+                let text = f.results.first_failure.as_deref().map_or_else(
+                    || "no failure text".to_owned(),
+                    |t| format::cell_text(t, 120),
+                );
+                cell.push_str(&format!(
+                    "; at target {}: {} failed, first: `{}`",
+                    format::count(f.results.target),
+                    format::count(f.results.failed),
+                    text.replace('`', "'")
+                ));
+            }
+            Some(cell)
+        },
+    );
+    table.render()
+}
+
+/// Every fan-out run, one row each, sorted by configuration then server.
+pub fn fanout_runs(data: &Data<'_>) -> String {
+    let mut table = Table::new(&[
+        ("server", false),
+        ("clients", true),
+        ("rooms", true),
+        ("senders/room", true),
+        ("rate, msg/s", true),
+        ("payload, B", true),
+        ("sent", true),
+        ("delivered", true),
+        ("lost", true),
+        ("dup", true),
+        ("out of order", true),
+        ("deliveries/s", true),
+        ("p50, ms", true),
+        ("p99, ms", true),
+        ("p99.9, ms", true),
+        ("max, ms", true),
+        ("server CPU, cores", true),
+        ("server threads, peak", true),
+        ("server RSS peak, MiB", true),
+        ("server CPU s / 1k deliveries", true),
+        ("vol. ctx switches / delivery", true),
+        ("loadgen CPU, cores", true),
+    ]);
+    let mut runs = data.fanouts.clone();
+    runs.sort_by_key(|f| (f.config(), server_rank(data, f.server())));
+    let opt = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), format::count);
+    for run in runs {
+        let r = run.results;
+        let c = run.config();
+        let l = &r.latency_us;
+        let process = run.server_process();
+        let dash = || "—".to_owned();
+        let server = if run.anomalies().is_empty() {
+            run.server().to_owned()
+        } else {
+            format!("{FLAG} **{}**", run.server())
+        };
+        table.push(vec![
+            server,
+            opt(c.clients),
+            opt(c.rooms),
+            opt(c.senders),
+            c.rate().map_or_else(|| "?".to_owned(), format::plain),
+            opt(c.payload),
+            format::count(r.sent),
+            format::count(r.delivered),
+            format::count(r.lost),
+            format::count(r.duplicated),
+            format::count(r.out_of_order),
+            format::sig(r.deliveries_per_s),
+            format::ms(l.p50_us),
+            format::ms(l.p99_us),
+            format::ms(l.p999_us),
+            format::ms(l.max_us),
+            process.map_or_else(dash, |p| format::sig(p.cpu_utilization)),
+            process.map_or_else(dash, |p| format::count(p.threads_peak)),
+            process.map_or_else(dash, |p| format::mib(p.rss_peak_kib)),
+            process
+                .and_then(|p| p.cpu_s_per_1000_deliveries)
+                .map_or_else(dash, format::sig),
+            run.voluntary_switches_per_delivery()
+                .map_or_else(dash, format::sig),
+            format::sig(run.record.loadgen_process.cpu_utilization),
+        ]);
+    }
+    table.render()
+}
+
+/// Every step of every capacity search.
+pub fn capacity_steps(data: &Data<'_>) -> String {
+    let mut table = Table::new(&[
+        ("server", false),
+        ("SLO p99, ms", true),
+        ("clients", true),
+        ("held", false),
+        ("p50, ms", true),
+        ("p99, ms", true),
+        ("lost", true),
+        ("deliveries/s", true),
+    ]);
+    let mut searches = data.capacities.clone();
+    searches.sort_by_key(|c| server_rank(data, c.server()));
+    for search in searches {
+        for step in &search.results.steps {
+            let f = &step.fanout;
+            table.push(vec![
+                search.server().to_owned(),
+                search
+                    .slo_ms()
+                    .map_or_else(|| "?".to_owned(), format::plain),
+                format::count(step.clients),
+                if step.held { "yes" } else { "**no**" }.to_owned(),
+                format::ms(f.latency_us.p50_us),
+                format::ms(f.latency_us.p99_us),
+                format::count(f.lost),
+                format::sig(f.deliveries_per_s),
+            ]);
+        }
+    }
+    table.render()
+}
+
+/// Every connections run.
+pub fn connections_runs(data: &Data<'_>) -> String {
+    let mut table = Table::new(&[
+        ("server", false),
+        ("target", true),
+        ("opened", true),
+        ("failed", true),
+        ("held", true),
+        ("handshakes/s", true),
+        ("connect p99, ms", true),
+        ("threads before → loaded", true),
+        ("RSS before → loaded, MiB", true),
+        ("threads / connection", true),
+        ("RSS / connection, KiB", true),
+        ("first failure", false),
+    ]);
+    let mut runs = data.connections.clone();
+    runs.sort_by_key(|c| (server_rank(data, c.server()), c.results.target));
+    let dash = || "—".to_owned();
+    for run in runs {
+        let r = run.results;
+        let samples = |get: fn(&ProcessSample) -> String| match (r.server_before, r.server_loaded) {
+            (Some(b), Some(l)) => format!("{} → {}", get(&b), get(&l)),
+            _ => dash(),
+        };
+        let server = if r.failed > 0 || r.held < r.target {
+            format!("{FLAG} **{}**", run.server())
+        } else {
+            run.server().to_owned()
+        };
+        table.push(vec![
+            server,
+            format::count(r.target),
+            format::count(r.opened),
+            format::count(r.failed),
+            format::count(r.held),
+            format::sig(r.handshakes_per_s),
+            format::ms(r.connect_us.p99_us),
+            samples(|s| format::count(s.threads)),
+            samples(|s| format::mib(s.rss_kib)),
+            r.threads_per_connection.map_or_else(dash, format::sig),
+            r.rss_per_connection_kib.map_or_else(dash, format::sig),
+            r.first_failure.as_deref().map_or_else(dash, |t| {
+                format!("`{}`", format::cell_text(t, 120).replace('`', "'"))
+            }),
+        ]);
+    }
+    table.render()
+}
+
+/// Where a server's column sits: the order of [`Data::servers`].
+fn server_rank(data: &Data<'_>, server: &str) -> usize {
+    data.servers
+        .iter()
+        .position(|s| s == server)
+        .unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdata::{capacity_record, connections_record, fanout_record};
+    use chat_loadgen::record::Results;
+
+    fn sample() -> Vec<chat_loadgen::record::Record> {
+        let mut lossy = fanout_record("sync", 1000, 1);
+        if let Results::Fanout(f) = &mut lossy.results {
+            f.lost = 100;
+            f.delivered -= 100;
+        }
+        vec![
+            fanout_record("sync", 100, 1),
+            fanout_record("async", 100, 1),
+            lossy,
+            fanout_record("async", 1000, 1),
+            capacity_record("sync", &[(100, true), (200, false)]),
+            capacity_record("async", &[(100, true), (200, true)]),
+            connections_record("sync", 1000, 800, Some("connection reset | by peer")),
+            connections_record("async", 1000, 1000, None),
+        ]
+    }
+
+    #[test]
+    fn summary_has_a_column_per_server_and_the_headline_rows() {
+        let records = sample();
+        let data = Data::new(&records);
+        let md = summary(&data);
+        assert!(
+            md.starts_with("|  | sync | async |\n| --- | ---: | ---: |\n"),
+            "{md}"
+        );
+        // Async, 1,000 clients: 1,000,000 deliveries over 10 s.
+        assert!(md.contains("| 100,000 "), "{md}");
+        // Latency of async at 100 clients: p50 200 µs, p99 800, p99.9 1600.
+        assert!(
+            md.contains(
+                "| **Fan-out latency** p50 / p99 / p99.9, ms: 100 clients in 1 room, \
+                 1 sender/room @ 100 msg/s, 32 B | 0.300 / 1.20 / 2.40 | 0.200 / 0.800 / 1.60 |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("⚠ lost 100 of 1,000,000 deliveries (0.0100%)"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 100 clients | ≥ 200 clients (every step held) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 2.00 (at 800 connections) | 0 (at 1,000 connections) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("800 of 1,000; at target 1,000: 200 failed"),
+            "{md}"
+        );
+        assert!(md.contains("`connection reset \\| by peer`"), "{md}");
+    }
+
+    #[test]
+    fn missing_servers_and_scenarios_are_not_measured() {
+        let records = vec![fanout_record("sync", 10, 1), fanout_record("django", 10, 1)];
+        let data = Data::new(&records);
+        let md = summary(&data);
+        assert!(md.starts_with("|  | sync | django |"), "{md}");
+        assert!(
+            md.contains("| **Threads per connection** (connections run with the most connections) | not measured | not measured |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn detailed_tables_have_one_row_per_run() {
+        let records = sample();
+        let data = Data::new(&records);
+        let fanouts = fanout_runs(&data);
+        // Header, rule, four runs.
+        assert_eq!(fanouts.lines().count(), 6, "{fanouts}");
+        assert!(
+            fanouts.contains("| ⚠ **sync** | 1,000 | 1 | 1 | 100 | 32 | 1,000 | 999,900 | 100 |"),
+            "{fanouts}"
+        );
+        let steps = capacity_steps(&data);
+        assert_eq!(steps.lines().count(), 6, "{steps}");
+        assert!(steps.contains("| sync | 50 | 200 | **no** |"), "{steps}");
+        let conns = connections_runs(&data);
+        assert!(
+            conns.contains("| ⚠ **sync** | 1,000 | 800 | 200 | 800 |"),
+            "{conns}"
+        );
+        assert!(conns.contains("| 3 → 1,603 |"), "{conns}");
+    }
+}

@@ -1,0 +1,231 @@
+//! Small synthetic records and a temporary directory, for the unit tests.
+//!
+//! The numbers are made up but shaped like real runs (the sync server's
+//! threads grow with its clients, the async server's do not), so the prose
+//! has something to compare.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use chat_loadgen::record::{
+    CapacityResults, CapacityStep, ConnectionsResults, FanoutResults, Latency, Params,
+    ProcessFigures, ProcessSample, Record, Results,
+};
+
+/// A directory under the system's temporary directory, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A fresh, empty directory named after the test.
+    pub fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("chat-report-{}-{name}", std::process::id()));
+        // A leftover from an earlier crashed run of the same pid.
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).expect("create the temporary directory");
+        Self(path)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes a run directory: `runs.jsonl` with the records, and a README.
+pub fn write_run(dir: &Path, records: &[Record], readme: &str) {
+    fs::create_dir_all(dir).expect("create the run directory");
+    let mut lines = String::new();
+    for r in records {
+        lines.push_str(&serde_json::to_string(r).expect("serialize a record"));
+        lines.push('\n');
+    }
+    fs::write(dir.join("runs.jsonl"), lines).expect("write runs.jsonl");
+    fs::write(dir.join("README.md"), readme).expect("write README.md");
+}
+
+fn latency(p50: u64) -> Latency {
+    Latency {
+        count: 1000,
+        min_us: p50 / 2,
+        mean_us: p50 as f64 * 1.1,
+        p50_us: p50,
+        p90_us: p50 * 2,
+        p99_us: p50 * 4,
+        p999_us: p50 * 8,
+        max_us: p50 * 10,
+    }
+}
+
+fn is_sync(server: &str) -> bool {
+    server == "sync"
+}
+
+fn process(server: &str, clients: u64, delivered: u64) -> ProcessFigures {
+    let threads = if is_sync(server) { 2 * clients + 2 } else { 3 };
+    let rss_kib = if is_sync(server) {
+        4000 + clients * 40
+    } else {
+        4000 + clients * 12
+    };
+    let cpu_s = delivered as f64 * if is_sync(server) { 20e-6 } else { 8e-6 };
+    ProcessFigures {
+        pid: 42,
+        samples: 10,
+        threads_peak: threads,
+        threads_mean: threads as f64,
+        rss_peak_kib: rss_kib,
+        rss_mean_kib: rss_kib as f64,
+        cpu_user_s: cpu_s * 0.4,
+        cpu_system_s: cpu_s * 0.6,
+        cpu_utilization: cpu_s / 10.0,
+        cpu_s_per_1000_deliveries: Some(cpu_s / delivered.max(1) as f64 * 1000.0),
+        voluntary_ctxt_switches: if is_sync(server) {
+            delivered * 12 / 10
+        } else {
+            delivered / 10
+        },
+        involuntary_ctxt_switches: delivered / 100,
+    }
+}
+
+fn loadgen() -> ProcessFigures {
+    ProcessFigures {
+        pid: 7,
+        cpu_utilization: 0.6,
+        ..ProcessFigures::default()
+    }
+}
+
+fn record(server: &str, scenario: &str, params: Params, results: Results) -> Record {
+    Record {
+        scenario: scenario.to_owned(),
+        server: server.to_owned(),
+        commit: "0123456789abcdef0123456789abcdef01234567".to_owned(),
+        started_at: "2025-01-01T00:00:00Z".to_owned(),
+        url: "ws://127.0.0.1:8000".to_owned(),
+        params,
+        results,
+        server_process: None,
+        loadgen_process: loadgen(),
+        warnings: Vec::new(),
+    }
+}
+
+fn fanout_results(server: &str, clients: u64, rooms: u64) -> FanoutResults {
+    let sent = 1000 * rooms;
+    let expected = sent * clients / rooms.max(1);
+    let p50 = if is_sync(server) {
+        200 + clients
+    } else {
+        150 + clients / 2
+    };
+    FanoutResults {
+        sent,
+        expected_deliveries: expected,
+        delivered: expected,
+        messages_per_s: sent as f64 / 10.0,
+        deliveries_per_s: expected as f64 / 10.0,
+        latency_us: latency(p50),
+        send_lag_us: latency(10),
+        connect_us: latency(300),
+        ..FanoutResults::default()
+    }
+}
+
+/// A clean fan-out run: one sender per room at 100 msg/s, 32-byte
+/// messages, 10 s measured.
+pub fn fanout_record(server: &str, clients: u64, rooms: u64) -> Record {
+    let params = Params {
+        clients: Some(clients),
+        rooms: Some(rooms),
+        senders_per_room: Some(1),
+        rate_per_s: Some(100.0),
+        payload_bytes: Some(32),
+        warmup_s: Some(2.0),
+        duration_s: Some(10.0),
+        ..Params::default()
+    };
+    let results = fanout_results(server, clients, rooms);
+    let mut r = record(server, "fanout", params, Results::Fanout(results.clone()));
+    r.server_process = Some(process(server, clients, results.delivered));
+    r
+}
+
+/// A capacity search over the given steps (clients, held).
+pub fn capacity_record(server: &str, steps: &[(u64, bool)]) -> Record {
+    let params = Params {
+        rooms: Some(1),
+        senders_per_room: Some(1),
+        rate_per_s: Some(100.0),
+        payload_bytes: Some(32),
+        start: steps.first().map(|s| s.0),
+        step: Some(100),
+        max: steps.last().map(|s| s.0),
+        slo_ms: Some(50.0),
+        ..Params::default()
+    };
+    let results = CapacityResults {
+        steps: steps
+            .iter()
+            .map(|&(clients, held)| CapacityStep {
+                clients,
+                held,
+                fanout: fanout_results(server, clients, 1),
+            })
+            .collect(),
+        capacity_clients: steps.iter().filter(|s| s.1).map(|s| s.0).max(),
+    };
+    record(server, "capacity", params, Results::Capacity(results))
+}
+
+/// A connections run: `opened` of `target` connections, with the first
+/// failure if any.
+pub fn connections_record(
+    server: &str,
+    target: u64,
+    opened: u64,
+    first_failure: Option<&str>,
+) -> Record {
+    let params = Params {
+        clients: Some(target),
+        hold_s: Some(5.0),
+        source_addrs: Some(1),
+        ..Params::default()
+    };
+    let before = ProcessSample {
+        threads: 3,
+        rss_kib: 4000,
+    };
+    let per_threads = if is_sync(server) { 2 } else { 0 };
+    let per_rss = if is_sync(server) { 40 } else { 12 };
+    let loaded = ProcessSample {
+        threads: before.threads + per_threads * opened,
+        rss_kib: before.rss_kib + per_rss * opened,
+    };
+    let results = ConnectionsResults {
+        target,
+        opened,
+        failed: target - opened,
+        first_failure: first_failure.map(str::to_owned),
+        held: opened,
+        connect_us: latency(300),
+        handshakes_per_s: 2000.0,
+        server_before: Some(before),
+        server_loaded: Some(loaded),
+        threads_per_connection: Some(per_threads as f64),
+        rss_per_connection_kib: Some(per_rss as f64),
+    };
+    let mut r = record(server, "connections", params, Results::Connections(results));
+    r.server_process = Some(ProcessFigures {
+        threads_peak: loaded.threads,
+        rss_peak_kib: loaded.rss_kib,
+        ..ProcessFigures::default()
+    });
+    r
+}
