@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use chat_protocol::RoomName;
+use chat_protocol::tungstenite::client::IntoClientRequest;
 use chat_protocol::tungstenite::protocol::WebSocketConfig;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
@@ -86,10 +87,16 @@ impl Target {
             }
             let stream = socket.connect(self.addr).await?;
             stream.set_nodelay(true)?;
-            let url = format!("ws://{}{}", self.authority, room.ws_path());
+            let mut request =
+                format!("ws://{}{}", self.authority, room.ws_path()).into_client_request()?;
+            // As a browser on the server's own page would: Django Channels'
+            // `AllowedHostsOriginValidator` refuses a WebSocket without it.
+            request
+                .headers_mut()
+                .insert("Origin", format!("http://{}", self.authority).parse()?);
             let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER);
             let (ws, _response) =
-                tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
+                tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
             anyhow::Ok(ws)
         };
         match tokio::time::timeout(timeout, attempt).await {

@@ -30,8 +30,10 @@ pub struct RunDir {
     pub records: Vec<Record>,
 }
 
-/// Every run directory directly under `results`, sorted by name (the names
-/// start with the date, so the last is the newest).
+/// Every full run directory directly under `results`, sorted by name (the
+/// names start with the date, so the last is the newest). Smoke runs
+/// (`bench.sh --quick`, directories ending in `-quick`) are left out: they
+/// never become the project's report unless chosen with `--run`.
 pub fn find_run_dirs(results: &Path) -> Result<Vec<PathBuf>> {
     let entries = fs::read_dir(results)
         .with_context(|| format!("reading the results directory {}", results.display()))?;
@@ -39,7 +41,10 @@ pub fn find_run_dirs(results: &Path) -> Result<Vec<PathBuf>> {
     for entry in entries {
         let entry = entry.with_context(|| format!("listing {}", results.display()))?;
         let path = entry.path();
-        if is_run_dir(&path) {
+        let quick = path
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().ends_with("-quick"));
+        if is_run_dir(&path) && !quick {
             dirs.push(path);
         }
     }

@@ -1,0 +1,597 @@
+#!/usr/bin/env bash
+# Runs the whole comparison: builds the release binaries, raises and records
+# the limits that bound connections, then drives each server through the
+# same sweep with chat-loadgen, and regenerates the report.
+#
+#   bash scripts/bench.sh [--quick] [--django] [--external NAME=URL[,PID]]...
+#                         [--pin] [--out DIR]
+#
+# --quick      a smoke run, under 3 minutes: tiny counts and durations,
+#              written to results/<date>-<host>-quick/ with its own REPORT.md
+# --django     also benchmark the Django Channels tutorial chat
+#              (scripts/django/run.sh, needs python3 and PyPI), label `django`
+# --external NAME=URL[,PID]
+#              also benchmark a server already running at URL (ws://HOST:PORT)
+#              under the label NAME, sampling process PID if given; the script
+#              neither starts nor stops it (repeatable)
+# --pin        one core each: servers on core 1 (`taskset -c 1`, chat-async
+#              with --workers 1), the load generator on core 0 (--workers 1)
+# --out DIR    the run directory [default: results/<UTC date>-<hostname>]
+#
+# Each run directory gets runs.jsonl (one JSON record per load-generator
+# run, appended by chat-loadgen --json) and README.md (the commit, the
+# machine, the limits, the versions, this command and every chat-loadgen
+# command run, with how it ended). Servers' own logs go to
+# target/bench-logs/<run>/, which is not committed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# Cargo's target directory, where the binaries, the Django venv and the
+# servers' logs are.
+target_dir=${CARGO_TARGET_DIR:-target}
+
+# ---------------------------------------------------------------- the sweep
+
+# Flags given to both of our servers, identical so that only the concurrency
+# model differs: a connection limit above anything the connections ladder
+# asks for, every other limit (outbox capacity included) at its default.
+readonly SERVER_FLAGS=(--max-connections 100000)
+# The filter for both servers' tracing logs (the same for both, as
+# STYLE.md asks): warnings and errors only, as a deployment would run.
+readonly SERVER_RUST_LOG=warn
+# Bounded waits: for a server's `listening on` line (Django imports itself
+# first), and for a server to exit after SIGTERM (our servers give clients
+# --shutdown-timeout-secs, 5 s by default; Daphne about as long).
+readonly READY_TIMEOUT_S=10
+readonly DJANGO_READY_TIMEOUT_S=60
+readonly STOP_TIMEOUT_S=20
+# Descriptors kept free, in the server and in the load generator, beyond one
+# per connection (listener, logs, epoll, /proc readings...).
+readonly FD_MARGIN=250
+# Connections per loopback source address: one address has ~28,000
+# ephemeral ports toward one server port (ip_local_port_range), keep a margin.
+readonly CONNECTIONS_PER_SOURCE_ADDR=20000
+
+# Sets the sweep's parameters for the full run or the quick one.
+#
+# Fan-out in one room: 1 sender at 100 msg/s, 64-byte messages, so 10
+# clients is light work (1,000 deliveries/s) and 5,000 clients asks for
+# 500,000 deliveries/s: the step where a server saturates shows.
+#
+# Many rooms of 10 clients, 1 sender each: the rates keep the total at
+# 100,000 deliveries/s, the same as the 1,000-client single room (100 msg/s x
+# 1,000): 100 rooms at 100 msg/s, 1,000 rooms at 10 msg/s (10,000 clients).
+# The three runs then differ only in how the same work is split into rooms.
+#
+# Capacity: one room, 1 sender at 100 msg/s, clients stepped up until p99
+# passes 250 ms (the websocket-shootout criterion); 1 s warm-up and 5 s per
+# step keeps a search to at most 25 steps, about 3 minutes per server.
+#
+# Connections: a ladder of idle connections, stopped at a server's first
+# rung that does not open them all. The sync server needs two threads per
+# connection, so it meets pid_max (32,768 here), or max_map_count (65,530:
+# a thread's stack and its guard page are two maps), near 16,000.
+set_sweep() {
+    if [[ "$quick" == true ]]; then
+        fanout_clients=(10 100)
+        fanout_timing=(--warmup 1 --duration 2 --drain 2)
+        rooms_cases=(10:10)
+        rooms_timing=(--warmup 1 --duration 2 --drain 2)
+        capacity_args=(--start 10 --step 20 --max 50 --rate 100 --payload 64
+            --warmup 0.5 --duration 1 --drain 2 --slo-ms 250)
+        connections_ladder=(500)
+        connections_hold=1
+    else
+        fanout_clients=(10 100 1000 5000)
+        fanout_timing=(--warmup 2 --duration 10)
+        rooms_cases=(100:100 1000:10)
+        rooms_timing=(--warmup 2 --duration 10)
+        capacity_args=(--start 100 --step 200 --max 5000 --rate 100 --payload 64
+            --warmup 1 --duration 5 --slo-ms 250)
+        connections_ladder=(1000 5000 10000 14000 16000 20000 30000 50000)
+        connections_hold=5
+    fi
+}
+
+# ------------------------------------------------------------ the plumbing
+
+usage() {
+    sed -n '2,25s/^# \{0,1\}//p' "$0"
+}
+
+die() {
+    echo "bench.sh: $*" >&2
+    exit 1
+}
+
+# Milliseconds since the epoch, from bash itself (no fork per reading).
+now_ms() {
+    local us=${EPOCHREALTIME/[.,]/}
+    echo $((us / 1000))
+}
+
+# Seconds between two now_ms readings, with one decimal.
+elapsed_s() {
+    local ms=$(($2 - $1))
+    printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100))
+}
+
+# Appends its arguments, one line each, to the run's README.
+note() {
+    printf '%s\n' "$@" >>"$readme"
+}
+
+# Waits for process $1 (a child of this shell) at most $2 seconds, then
+# SIGKILLs it. `tail --pid` returns as soon as the process is gone (it polls
+# every 50 ms) and `timeout` bounds it; `wait` then collects the status.
+# (Not `wait -n` on the process and a timer, nor a watchdog subshell: a fast
+# exit races bash's job bookkeeping, and a subshell signalled before it sets
+# its own traps runs this script's.) Sets wait_status to the exit status;
+# returns 1 if it had to kill.
+wait_bounded() {
+    local pid=$1 seconds=$2 killed=false
+    if ! timeout "$seconds" tail --pid="$pid" --sleep-interval=0.05 -f /dev/null; then
+        killed=true
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait_status=0
+    { wait "$pid"; } 2>/dev/null || wait_status=$?
+    [[ "$killed" == false ]]
+}
+
+# Raises the limits that bound how many connections a process can hold: the
+# open-files limit (one descriptor per connection, in the server and in the
+# load generator) to its hard limit, after trying to raise the hard limit to
+# the kernel's nr_open (needs CAP_SYS_RESOURCE); the process limit likewise
+# (the sync server's threads count against it). Says what it did, and keeps
+# the sentences for the README.
+raise_limits() {
+    local soft hard nr_open error
+    limit_notes=()
+    soft=$(ulimit -Sn)
+    hard=$(ulimit -Hn)
+    nr_open=$(cat /proc/sys/fs/nr_open 2>/dev/null || echo 1048576)
+    if [[ "$hard" != unlimited ]] && ((hard < nr_open)); then
+        if error=$(ulimit -Hn "$nr_open" 2>&1); then
+            ulimit -Hn "$nr_open"
+            limit_notes+=("open files: hard limit raised from $hard to $nr_open.")
+            hard=$nr_open
+        else
+            limit_notes+=("open files: the hard limit stays $hard: raising it to $nr_open failed (${error##*: }; this needs CAP_SYS_RESOURCE), so neither the servers nor the load generator can hold more than about $hard connections.")
+        fi
+    fi
+    if [[ "$soft" != "$hard" ]]; then
+        ulimit -Sn "$hard"
+        limit_notes+=("open files: soft limit raised from $soft to $hard.")
+    else
+        limit_notes+=("open files: soft limit already at the hard limit, $hard.")
+    fi
+    soft=$(ulimit -Su)
+    hard=$(ulimit -Hu)
+    if [[ "$soft" != "$hard" ]]; then
+        ulimit -Su "$hard"
+        limit_notes+=("processes (\`ulimit -u\`): soft limit raised from $soft to $hard.")
+    else
+        limit_notes+=("processes (\`ulimit -u\`): already at the hard limit, $hard.")
+    fi
+    printf 'bench.sh: %s\n' "${limit_notes[@]}"
+    fd_limit=$(ulimit -Sn)
+}
+
+# Starts a server we manage (sync, async or django) and reads its address
+# from the first line of its stdout, through a FIFO with a bounded `read -t`
+# (no sleep); the rest of its stdout is drained to a log file so that a
+# chatty server (Daphne's access log) never blocks on a full pipe. Sets
+# server_pid, server_url, drain_pid.
+start_server() {
+    local label=$1 timeout=$READY_TIMEOUT_S fifo fd line
+    local -a cmd
+    case "$label" in
+    sync) cmd=("$target_dir"/release/chat-sync --addr 127.0.0.1:0 "${SERVER_FLAGS[@]}") ;;
+    async) cmd=("$target_dir"/release/chat-async --addr 127.0.0.1:0 "${SERVER_FLAGS[@]}"
+        --workers "$async_workers") ;;
+    django)
+        cmd=(bash scripts/django/run.sh --port 0)
+        timeout=$DJANGO_READY_TIMEOUT_S
+        ;;
+    *) die "no way to start a server labelled $label" ;;
+    esac
+    if [[ "$pin" == true ]]; then
+        cmd=(taskset -c 1 "${cmd[@]}")
+    fi
+    server_runs=$((server_runs + 1))
+    server_log="$logs/$(printf '%03d' "$server_runs")-$label"
+    fifo="$logs/.stdout.fifo"
+    rm -f "$fifo"
+    mkfifo "$fifo"
+    RUST_LOG=$SERVER_RUST_LOG "${cmd[@]}" >"$fifo" 2>"$server_log.err" &
+    server_pid=$!
+    server_label=$label
+    exec {fd}<"$fifo"
+    rm -f "$fifo"
+    if ! IFS= read -r -t "$timeout" line <&"$fd" ||
+        [[ ! "$line" =~ ^listening\ on\ http://([^/[:space:]]+)$ ]]; then
+        exec {fd}<&-
+        stop_server || true
+        tail -n 20 "$server_log.err" >&2 || true
+        die "$label gave no \`listening on http://HOST:PORT\` line within $timeout s (first line: \"${line:-}\"; $stop_outcome; stderr above, in $server_log.err)"
+    fi
+    server_url="ws://${BASH_REMATCH[1]}"
+    cat <&"$fd" >"$server_log.out" &
+    drain_pid=$!
+    exec {fd}<&-
+}
+
+# Stops the managed server with SIGTERM and waits for it, bounded; SIGKILL
+# if it overstays. Sets stop_outcome to how it ended, for the README (not
+# printed: it must run in this shell, the server's parent, to `wait` for it).
+# Returns 1 if it had exited before it was asked to (a crash, or a limit
+# hit), or did not exit cleanly.
+stop_server() {
+    local started outcome rc=0
+    [[ -n "${server_pid:-}" ]] || return 0
+    started=$(now_ms)
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+        wait_bounded "$server_pid" "$STOP_TIMEOUT_S" || true
+        outcome="server had exited by itself (status $wait_status) before SIGTERM"
+        rc=1
+    else
+        kill -TERM "$server_pid" 2>/dev/null || true
+        if wait_bounded "$server_pid" "$STOP_TIMEOUT_S"; then
+            outcome="server exit $wait_status, $(elapsed_s "$started" "$(now_ms)") s after SIGTERM"
+            ((wait_status == 0)) || rc=1
+        else
+            outcome="server still running ${STOP_TIMEOUT_S} s after SIGTERM: killed (SIGKILL)"
+            rc=1
+        fi
+    fi
+    if [[ -n "${drain_pid:-}" ]]; then
+        # The drain ends when the server's stdout closes; Daphne's detached
+        # readiness watcher has exited long before. Bounded all the same: a
+        # process the server left behind could hold the pipe open.
+        wait_bounded "$drain_pid" 5 || true
+        drain_pid=""
+    fi
+    server_pid=""
+    stop_outcome=$outcome
+    return "$rc"
+}
+
+# On any exit (an error, Ctrl-C), no managed server is left running.
+cleanup() {
+    if [[ -n "${server_pid:-}" ]]; then
+        echo "bench.sh: stopping $server_label (pid $server_pid)" >&2
+        stop_server || true
+    fi
+}
+
+# Runs chat-loadgen once against the current server, recording the exact
+# command in the README before it runs and how it ended after. Returns the
+# load generator's status.
+run_loadgen() {
+    local scenario=$1 started status=0
+    shift
+    local -a cmd=("$target_dir"/release/chat-loadgen "$scenario"
+        --url "$server_url" --label "$server_label"
+        --json "$runs" --commit "$commit")
+    if [[ -n "${server_sample_pid:-}" ]]; then
+        cmd+=(--server-pid "$server_sample_pid")
+    fi
+    if [[ "$pin" == true ]]; then
+        cmd=(taskset -c 0 "${cmd[@]}" --workers 1)
+    fi
+    cmd+=("$@")
+    note "" '```sh' "${cmd[*]}" '```'
+    echo "bench.sh: [$server_label] ${cmd[*]}"
+    started=$(now_ms)
+    "${cmd[@]}" || status=$?
+    loadgen_outcome="chat-loadgen exit $status in $(elapsed_s "$started" "$(now_ms)") s"
+    if ((status != 0)); then
+        failures+=("$server_label $scenario: chat-loadgen exit $status")
+    fi
+    return "$status"
+}
+
+# One load-generator run against server $1: a managed server is started
+# afresh for it (clean RSS, thread and CPU figures, and a crash cannot leak
+# into the next run) and stopped after; an external one is used as it is.
+# Returns non-zero if the run or the server failed.
+run_case() {
+    local label=$1 scenario=$2 status=0
+    shift 2
+    if [[ -n "${external_urls[$label]:-}" ]]; then
+        server_label=$label
+        server_url=${external_urls[$label]}
+        server_sample_pid=${external_pids[$label]}
+        run_loadgen "$scenario" "$@" || status=$?
+        note "$loadgen_outcome."
+        return "$status"
+    fi
+    start_server "$label"
+    server_sample_pid=$server_pid
+    run_loadgen "$scenario" "$@" || status=$?
+    if ! stop_server; then
+        status=1
+        failures+=("$label $scenario: $stop_outcome")
+        note "$loadgen_outcome; $stop_outcome (stderr, last lines):" ""
+        tail -n 5 "$server_log.err" | sed 's/^/    /' >>"$readme" || true
+    else
+        note "$loadgen_outcome; $stop_outcome."
+    fi
+    return "$status"
+}
+
+# Whether the last record in runs.jsonl is a connections run that opened
+# every connection it asked for.
+opened_all() {
+    local last target opened
+    last=$(tail -n 1 "$runs")
+    target=$(grep -o '"target":[0-9]*' <<<"$last" | head -n 1 | cut -d: -f2)
+    opened=$(grep -o '"opened":[0-9]*' <<<"$last" | head -n 1 | cut -d: -f2)
+    [[ -n "$target" && "$target" == "$opened" ]]
+}
+
+# The connections ladder for server $1: each rung on a fresh server, up to
+# the first rung that does not open every connection (that rung is the
+# finding: where the server, or this machine, stops). Rungs that need more
+# descriptors than a process may have here are replaced by one rung at the
+# limit, and the README says so.
+connections_ladder() {
+    local label=$1 count cap sources last_ran=0
+    local -a rungs=()
+    cap=$(((fd_limit - FD_MARGIN) / 100 * 100))
+    for count in "${connections_ladder[@]}"; do
+        if ((count <= cap)); then
+            rungs+=("$count")
+        else
+            if ((${#rungs[@]} == 0 || rungs[-1] < cap)); then
+                rungs+=("$cap")
+            fi
+            note "" "Connections rungs of $count and above are not run: a process may open only $fd_limit files here (\`ulimit -n\`), so the ladder stops at $cap."
+            break
+        fi
+    done
+    for count in "${rungs[@]}"; do
+        sources=$(((count + CONNECTIONS_PER_SOURCE_ADDR - 1) / CONNECTIONS_PER_SOURCE_ADDR))
+        last_ran=$count
+        if ! run_case "$label" connections --count "$count" --hold "$connections_hold" \
+            --source-addrs "$sources"; then
+            note "" "The ladder stops here for \`$label\`: the run at $count connections failed."
+            return 0
+        fi
+        if ! opened_all; then
+            note "" "The ladder stops here for \`$label\`: it did not open all $count connections (see runs.jsonl, \`first_failure\`)."
+            return 0
+        fi
+    done
+    note "" "\`$label\` held every rung up to $last_ran connections."
+}
+
+# The whole sweep against server $1.
+sweep() {
+    local label=$1 clients case rooms rate
+    note "" "### \`$label\`" ""
+    if [[ -n "${external_urls[$label]:-}" ]]; then
+        note "External server at ${external_urls[$label]} (pid ${external_pids[$label]:-not given}), neither started nor stopped by this script."
+    else
+        note "$(server_description "$label")" "" "Started afresh for each run below, and stopped with SIGTERM after it."
+    fi
+    for clients in "${fanout_clients[@]}"; do
+        run_case "$label" fanout --clients "$clients" --rooms 1 --senders 1 \
+            --rate 100 --payload 64 "${fanout_timing[@]}" || true
+    done
+    for case in "${rooms_cases[@]}"; do
+        rooms=${case%%:*}
+        rate=${case#*:}
+        run_case "$label" fanout --clients $((rooms * 10)) --rooms "$rooms" --senders 1 \
+            --rate "$rate" --payload 64 "${rooms_timing[@]}" || true
+    done
+    run_case "$label" capacity "${capacity_args[@]}" || true
+    connections_ladder "$label"
+}
+
+# How a managed server is started, for the README.
+server_description() {
+    local pin_prefix=""
+    [[ "$pin" == true ]] && pin_prefix="taskset -c 1 "
+    case "$1" in
+    sync) echo "Server: \`${pin_prefix}$target_dir/release/chat-sync --addr 127.0.0.1:0 ${SERVER_FLAGS[*]}\` with \`RUST_LOG=$SERVER_RUST_LOG\`." ;;
+    async) echo "Server: \`${pin_prefix}$target_dir/release/chat-async --addr 127.0.0.1:0 ${SERVER_FLAGS[*]} --workers $async_workers\` with \`RUST_LOG=$SERVER_RUST_LOG\`." ;;
+    django) echo "Server: \`${pin_prefix}bash scripts/django/run.sh --port 0\` (Daphne, Django Channels tutorial chat; see scripts/django/README.md)." ;;
+    esac
+}
+
+# The first part of the run's README: what the numbers depend on.
+write_readme_header() {
+    {
+        echo "# Benchmark run \`$(basename "$out")\`"
+        echo
+        echo "Written by \`scripts/bench.sh\`. \`runs.jsonl\` holds one JSON record per"
+        echo "chat-loadgen run (raw data); \`chat-report\` regenerates the report from it."
+        echo
+        echo "## Command"
+        echo
+        echo '```sh'
+        echo "$command_line"
+        echo '```'
+        echo
+        echo "Mode: $([[ "$quick" == true ]] && echo "quick (smoke run: tiny counts, not for conclusions)" || echo "full sweep")."
+        if [[ "$pin" == true ]]; then
+            echo "Pinned: servers on core 1 (\`taskset -c 1\`, chat-async with \`--workers 1\`), chat-loadgen on core 0 (\`taskset -c 0\`, \`--workers 1\`)."
+        else
+            echo "Not pinned: servers and chat-loadgen share all $(nproc) cores; chat-async runs \`--workers $async_workers\`, chat-loadgen its default (one worker per core)."
+        fi
+        echo "The sweep's parameters, and why those: \`set_sweep\` in \`scripts/bench.sh\`"
+        echo "at the commit below; the exact commands are under Runs."
+        echo
+        bash scripts/sysinfo.sh
+        echo
+        echo "## Limits raised by bench.sh"
+        echo
+        printf -- '- %s\n' "${limit_notes[@]}"
+        echo
+        echo "Every server and chat-loadgen inherit these; chat-loadgen also raises its"
+        echo "own soft open-files limit to the hard limit."
+    } >"$readme"
+}
+
+# Creates the venv of the Django server before any timed start, and records
+# what it runs.
+prepare_django() {
+    echo "bench.sh: preparing the Django venv (scripts/django/run.sh --setup-only)"
+    bash scripts/django/run.sh --setup-only
+    {
+        echo
+        echo "## Django"
+        echo
+        echo "\`scripts/django/run.sh\`: Daphne serving the Channels tutorial chat with the"
+        echo "seed's AsyncWebsocketConsumer and the tutorial's InMemoryChannelLayer at its"
+        echo "defaults (capacity 100 messages per channel, beyond which Channels drops"
+        echo "messages silently; chat-loadgen counts them as lost). Python packages:"
+        echo
+        echo "    $("$target_dir"/django-venv/bin/python -VV | head -n 1)"
+        "$target_dir"/django-venv/bin/python -m pip freeze --disable-pip-version-check | sed 's/^/    /'
+    } >>"$readme"
+}
+
+# Regenerates the report. A full run in the default place regenerates
+# results/REPORT.md from the newest run; a quick run, or one written
+# elsewhere with --out, gets its own REPORT.md inside its directory, so that
+# a smoke run never replaces the project's report.
+report() {
+    local -a cmd
+    if [[ "$quick" == false && "$out_is_default" == true ]]; then
+        cmd=("$target_dir"/release/chat-report --results results)
+    else
+        cmd=("$target_dir"/release/chat-report --results "$out" --run "$out")
+    fi
+    echo "bench.sh: ${cmd[*]}"
+    "${cmd[@]}"
+}
+
+parse_args() {
+    quick=false
+    django=false
+    pin=false
+    out=""
+    externals=()
+    while (($#)); do
+        case "$1" in
+        --quick) quick=true ;;
+        --django) django=true ;;
+        --pin) pin=true ;;
+        --out)
+            (($# >= 2)) || die "--out needs a directory"
+            out=$2
+            shift
+            ;;
+        --out=*) out=${1#--out=} ;;
+        --external)
+            (($# >= 2)) || die "--external needs NAME=URL[,PID]"
+            externals+=("$2")
+            shift
+            ;;
+        --external=*) externals+=("${1#--external=}") ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *) die "unknown argument: $1 (see --help)" ;;
+        esac
+        shift
+    done
+    declare -gA external_urls=() external_pids=()
+    external_labels=()
+    local spec name rest url pid
+    for spec in "${externals[@]}"; do
+        [[ "$spec" == *=* ]] || die "--external $spec: expected NAME=URL[,PID]"
+        name=${spec%%=*}
+        rest=${spec#*=}
+        url=$rest
+        pid=""
+        if [[ "$rest" =~ ^(.*),([0-9]+)$ ]]; then
+            url=${BASH_REMATCH[1]}
+            pid=${BASH_REMATCH[2]}
+            kill -0 "$pid" 2>/dev/null || die "--external $spec: no process $pid"
+        fi
+        [[ "$name" =~ ^[A-Za-z0-9_.-]+$ ]] || die "--external $spec: NAME must be letters, digits, _ . -"
+        case "$name" in sync | async | django) die "--external: $name is one of our labels, pick another" ;; esac
+        [[ "$url" =~ ^(ws|http)://[^/]+ ]] || die "--external $spec: URL must be ws://HOST:PORT"
+        [[ -z "${external_urls[$name]:-}" ]] || die "--external: $name given twice"
+        external_urls[$name]=$url
+        external_pids[$name]=$pid
+        external_labels+=("$name")
+    done
+}
+
+main() {
+    command_line="bash scripts/bench.sh$(printf ' %q' "$@")"
+    parse_args "$@"
+    set_sweep
+    local started
+    started=$(now_ms)
+    failures=()
+    server_runs=0
+    server_pid=""
+    drain_pid=""
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+
+    if [[ "$pin" == true ]]; then
+        (($(nproc) >= 2)) || die "--pin needs at least 2 cores"
+        async_workers=1
+    else
+        async_workers=$(nproc)
+    fi
+
+    echo "bench.sh: building the release binaries"
+    cargo build --release --locked --bin chat-sync --bin chat-async --bin chat-loadgen --bin chat-report
+
+    raise_limits
+
+    out_is_default=false
+    if [[ -z "$out" ]]; then
+        out="results/$(date -u +%Y-%m-%d)-$(hostname)$([[ "$quick" == true ]] && echo -quick)"
+        out_is_default=true
+    fi
+    if [[ -e "$out/runs.jsonl" ]]; then
+        die "$out/runs.jsonl exists: remove $out, or pass --out DIR, so that two runs never mix in one file"
+    fi
+    mkdir -p "$out"
+    runs="$out/runs.jsonl"
+    readme="$out/README.md"
+    logs="$target_dir/bench-logs/$(basename "$out")"
+    rm -rf "$logs"
+    mkdir -p "$logs"
+    : >"$runs"
+    commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+
+    write_readme_header
+    if [[ "$django" == true ]]; then
+        prepare_django
+    fi
+    note "" "## Runs" "" "Each chat-loadgen command, appended as it ran, then how it ended. Servers' logs: \`$logs/\` (not committed)."
+
+    local label
+    local -a labels=(sync async "${external_labels[@]}")
+    if [[ "$django" == true ]]; then
+        labels+=(django)
+    fi
+    for label in "${labels[@]}"; do
+        sweep "$label"
+    done
+
+    note "" "## End" "" "Finished in $(elapsed_s "$started" "$(now_ms)") s, $(date -u '+%Y-%m-%d %H:%M:%S') UTC, with ${#failures[@]} failed run(s)."
+    if ((${#failures[@]})); then
+        printf -- '- %s\n' "${failures[@]}" >>"$readme"
+    fi
+
+    report
+
+    echo "bench.sh: done in $(elapsed_s "$started" "$(now_ms)") s: $runs ($(wc -l <"$runs") records), $readme"
+    if ((${#failures[@]})); then
+        printf 'bench.sh: failed: %s\n' "${failures[@]}" >&2
+        exit 1
+    fi
+}
+
+main "$@"
