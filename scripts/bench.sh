@@ -550,7 +550,10 @@ main() {
 
     out_is_default=false
     if [[ -z "$out" ]]; then
-        out="results/$(date -u +%Y-%m-%d)-$(hostname)$([[ "$quick" == true ]] && echo -quick)"
+        out="results/$(date -u +%Y-%m-%d)-$(hostname)"
+        if [[ "$quick" == true ]]; then
+            out+="-quick"
+        fi
         out_is_default=true
     fi
     if [[ -e "$out/runs.jsonl" ]]; then
