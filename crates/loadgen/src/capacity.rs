@@ -47,6 +47,8 @@ pub fn held(results: &FanoutResults, slo: Duration) -> bool {
     results.latency_us.count > 0
         && results.latency_us.p99_us <= slo.as_micros() as u64
         && results.lost == 0
+        && results.late == 0
+        && results.missed_by_closed == 0
         && results.duplicated == 0
         && results.error_replies == 0
         && results.connect_failures == 0

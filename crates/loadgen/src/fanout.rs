@@ -55,8 +55,12 @@ pub struct FanoutParams {
     pub warmup: Duration,
     /// Measured load.
     pub duration: Duration,
-    /// Longest wait for the last deliveries after the senders stop.
+    /// After the senders stop, the wait for the last deliveries ends when
+    /// none has arrived for this long (what is missing then is lost)...
     pub drain: Duration,
+    /// ...or at this cap, while deliveries still arrive (what is missing
+    /// then is late).
+    pub drain_max: Duration,
     /// Longest wait for one connection.
     pub connect_timeout: Duration,
     /// Connections opened at once.
@@ -121,6 +125,7 @@ impl Clock {
 struct SenderTally {
     id: u32,
     room: usize,
+    schedule: Schedule,
     /// Measured messages: sequence numbers `lo..hi`, all sent.
     lo: u32,
     hi: u32,
@@ -266,10 +271,9 @@ pub async fn run(
         .map(|s| u64::from(s.hi - s.lo) * room_sizes[s.room])
         .sum();
     progress.phase("draining", 1);
-    let drain_deadline = Instant::now() + params.drain;
-    while delivered.load(Ordering::Relaxed) < expected && Instant::now() < drain_deadline {
-        tokio::time::sleep(DRAIN_POLL).await;
-    }
+    let drain_start = Instant::now();
+    let drain = drain(&delivered, expected, params.drain, params.drain_max).await;
+    let drain_end_us = clock.now_us();
     let delivered_count = delivered.load(Ordering::Relaxed);
     let server = match server {
         Some(server) => Some(server.finish(Some(delivered_count)).await),
@@ -284,7 +288,15 @@ pub async fn run(
     close_all(sinks.into_iter().chain(idle_sinks)).await;
     progress.finish();
 
-    let mut results = account(&sender_tallies, &tallies, expected, params.duration);
+    let mut results = account(
+        &sender_tallies,
+        &tallies,
+        expected,
+        params.duration,
+        (drain == Drain::Capped).then_some(drain_end_us),
+        &latency,
+    );
+    results.drain_s = drain_start.elapsed().as_secs_f64();
     results.latency_us = latency.summary();
     results.connect_us = connect_us.summary();
     results.connect_failures = connect_failures;
@@ -315,12 +327,51 @@ pub async fn run(
     })
 }
 
-/// Adds up what the senders sent and the receivers got.
+/// How the wait for the last deliveries ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    /// Everything arrived.
+    Complete,
+    /// Nothing arrived for the stall time: what is missing is lost.
+    Stalled,
+    /// The cap passed while deliveries still arrived: what is missing is
+    /// late.
+    Capped,
+}
+
+/// Waits until `delivered` reaches `expected`, or stops moving for `stall`,
+/// or `cap` passes.
+async fn drain(delivered: &AtomicU64, expected: u64, stall: Duration, cap: Duration) -> Drain {
+    let started = Instant::now();
+    let mut last = delivered.load(Ordering::Relaxed);
+    let mut last_moved = started;
+    loop {
+        let now = delivered.load(Ordering::Relaxed);
+        if now >= expected {
+            return Drain::Complete;
+        }
+        if now > last {
+            (last, last_moved) = (now, Instant::now());
+        } else if last_moved.elapsed() >= stall {
+            return Drain::Stalled;
+        }
+        if started.elapsed() >= cap {
+            return Drain::Capped;
+        }
+        tokio::time::sleep(DRAIN_POLL).await;
+    }
+}
+
+/// Adds up what the senders sent and the receivers got. With `late_at_us`
+/// (the drain was capped), deliveries missing to connected members are
+/// late, and recorded in `latency` as arriving then.
 fn account(
     senders: &[SenderTally],
     receivers: &[(usize, ReceiverTally)],
     expected: u64,
     duration: Duration,
+    late_at_us: Option<u64>,
+    latency: &SharedHistogram,
 ) -> FanoutResults {
     let mut results = FanoutResults {
         sent: senders.iter().map(|s| u64::from(s.hi - s.lo)).sum(),
@@ -338,9 +389,22 @@ fn account(
         }
         for sender in senders.iter().filter(|s| s.room == *room) {
             let got = tally.received_of(sender.id, sender.lo, sender.hi);
-            let lost = u64::from(sender.hi - sender.lo) - got;
-            results.lost += lost;
-            *room_loss.entry(*room).or_default() += lost;
+            let missing = u64::from(sender.hi - sender.lo) - got;
+            *room_loss.entry(*room).or_default() += missing;
+            if tally.close_code.is_some() {
+                results.missed_by_closed += missing;
+            } else if let Some(late_at_us) = late_at_us {
+                results.late += missing;
+                let bounds: Vec<u64> = tally
+                    .missing_of(sender.id, sender.lo, sender.hi)
+                    .map(|seq| {
+                        late_at_us.saturating_sub(sender.schedule.intended_us(u64::from(seq)))
+                    })
+                    .collect();
+                latency.record_all(&bounds);
+            } else {
+                results.lost += missing;
+            }
         }
     }
     // One total order per room: every member's order hash must equal the
@@ -451,6 +515,7 @@ async fn send(
     let tally = SenderTally {
         id,
         room,
+        schedule,
         lo,
         hi: seq as u32,
         lag_us,

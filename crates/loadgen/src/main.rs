@@ -137,9 +137,14 @@ struct Traffic {
     /// Seconds measured.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
-    /// Longest wait, in seconds, for the last deliveries once senders stop.
+    /// Once senders stop, seconds without any delivery after which the rest
+    /// counts as lost.
     #[arg(long, default_value_t = 5.0)]
     drain: f64,
+    /// Once senders stop, the longest wait, in seconds, for the last
+    /// deliveries while they still arrive; the rest counts as late.
+    #[arg(long, default_value_t = 60.0)]
+    drain_max: f64,
 }
 
 fn secs(value: f64, flag: &str) -> anyhow::Result<Duration> {
@@ -164,6 +169,7 @@ impl Traffic {
             warmup: secs(self.warmup, "warmup")?,
             duration: secs(self.duration, "duration")?,
             drain: secs(self.drain, "drain")?,
+            drain_max: secs(self.drain_max, "drain-max")?,
             connect_timeout: secs(common.connect_timeout, "connect-timeout")?,
             connect_concurrency: common.concurrency,
         })
@@ -343,10 +349,25 @@ async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> a
         lag.as_ref(),
         workers,
     ));
-    if let Results::Fanout(results) = &results
-        && results.lost > 0
-    {
-        warnings.insert(0, loss_warning(results.lost, results.expected_deliveries));
+    if let Results::Fanout(results) = &results {
+        if results.late > 0 {
+            warnings.insert(
+                0,
+                format!(
+                    "LATE: {} of {} expected deliveries had not arrived when the run stopped waiting ({:.1} s after the senders stopped); counted in the latencies as arriving then",
+                    results.late, results.expected_deliveries, results.drain_s
+                ),
+            );
+        }
+        if results.lost > 0 {
+            warnings.insert(0, loss_warning(results.lost, results.expected_deliveries));
+        }
+        if results.missed_by_closed > 0 {
+            warnings.push(format!(
+                "{} expected deliveries were owed to members the server closed (close codes {:?})",
+                results.missed_by_closed, results.close_codes
+            ));
+        }
     }
     if let Results::Connections(results) = &results
         && results.opened < results.target

@@ -121,8 +121,23 @@ pub struct FanoutResults {
     pub expected_deliveries: u64,
     /// Deliveries that arrived.
     pub delivered: u64,
-    /// Expected deliveries that never arrived (within the drain time).
+    /// Expected deliveries that never arrived to members still connected,
+    /// once deliveries had stopped arriving: silent loss.
     pub lost: u64,
+    /// Expected deliveries still missing when the run stopped waiting at
+    /// its drain cap while deliveries were still arriving: a server far
+    /// behind. Each is recorded in `latency_us` at the time the run stopped
+    /// waiting (a lower bound on its latency).
+    #[serde(default)]
+    pub late: u64,
+    /// Expected deliveries owed to members that the server closed (1013 for
+    /// a slow consumer, say): not silent, since the member was told.
+    #[serde(default)]
+    pub missed_by_closed: u64,
+    /// Seconds spent waiting for the last deliveries after the senders
+    /// stopped.
+    #[serde(default)]
+    pub drain_s: f64,
     /// Deliveries that arrived twice or more.
     pub duplicated: u64,
     /// Deliveries that arrived before an earlier message of the same sender.

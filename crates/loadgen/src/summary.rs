@@ -78,11 +78,13 @@ pub fn render(record: &Record) -> String {
 fn fanout(out: &mut String, results: &FanoutResults) {
     let _ = writeln!(
         out,
-        "  sent {}  expected {}  delivered {}  lost {}  duplicated {}  out of order {}  order mismatches {}",
+        "  sent {}  expected {}  delivered {}  lost {}  late {}  to closed members {}  duplicated {}  out of order {}  order mismatches {}",
         results.sent,
         results.expected_deliveries,
         results.delivered,
         results.lost,
+        results.late,
+        results.missed_by_closed,
         results.duplicated,
         results.out_of_order,
         results.order_mismatches

@@ -109,14 +109,10 @@ impl SeenSet {
         fresh
     }
 
-    /// How many of `lo..hi` were seen.
-    fn count_in(&self, lo: u32, hi: u32) -> u64 {
-        (lo..hi)
-            .filter(|&seq| {
-                let (word, bit) = ((seq / 64) as usize, seq % 64);
-                self.bits.get(word).is_some_and(|w| w & (1 << bit) != 0)
-            })
-            .count() as u64
+    /// Whether `seq` was seen.
+    fn contains(&self, seq: u32) -> bool {
+        let (word, bit) = ((seq / 64) as usize, seq % 64);
+        self.bits.get(word).is_some_and(|w| w & (1 << bit) != 0)
     }
 }
 
@@ -184,9 +180,13 @@ impl ReceiverTally {
 
     /// How many of sender `sender`'s messages `lo..hi` this receiver got.
     pub fn received_of(&self, sender: u32, lo: u32, hi: u32) -> u64 {
-        self.seen
-            .get(&sender)
-            .map_or(0, |seen| seen.count_in(lo, hi))
+        u64::from(hi - lo) - self.missing_of(sender, lo, hi).count() as u64
+    }
+
+    /// Which of sender `sender`'s messages `lo..hi` this receiver did not get.
+    pub fn missing_of(&self, sender: u32, lo: u32, hi: u32) -> impl Iterator<Item = u32> + '_ {
+        let seen = self.seen.get(&sender);
+        (lo..hi).filter(move |&seq| !seen.is_some_and(|seen| seen.contains(seq)))
     }
 }
 

@@ -22,6 +22,7 @@ fn traffic(clients: u64, rooms: u64, senders: u64) -> FanoutParams {
         warmup: Duration::from_millis(200),
         duration: Duration::from_millis(800),
         drain: Duration::from_secs(10),
+        drain_max: Duration::from_secs(60),
         connect_timeout: Duration::from_secs(10),
         connect_concurrency: 32,
     }

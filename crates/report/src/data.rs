@@ -149,7 +149,19 @@ pub fn anomalies(r: &FanoutResults) -> Vec<String> {
             format::percent(r.lost as f64 / r.expected_deliveries.max(1) as f64),
         ));
     }
+    if r.late > 0 {
+        out.push(format!(
+            "{} of {} deliveries still missing {:.1} s after the senders stopped (late; counted in the latencies as arriving then)",
+            format::count(r.late),
+            format::count(r.expected_deliveries),
+            r.drain_s,
+        ));
+    }
     let counts = [
+        (
+            r.missed_by_closed,
+            "deliveries owed to members the server closed",
+        ),
         (r.duplicated, "duplicated deliveries"),
         (r.out_of_order, "out-of-order deliveries"),
         (r.order_mismatches, "members with a different room order"),

@@ -26,15 +26,15 @@ use crate::listener::Permit;
 use crate::outbox::{self, Outbox};
 use crate::{Shared, THREAD_STACK_BYTES, writer};
 
-/// The reader's side of the socket. tungstenite answers pings and close
-/// frames by writing from inside `read`; here those writes are swallowed, and
-/// the reader forwards the same answers to the writer thread, which owns
-/// every write.
-struct ReadHalf(TcpStream);
+/// The reader's side of the socket (shared with the writer: one descriptor
+/// per connection). tungstenite answers pings and close frames by writing
+/// from inside `read`; here those writes are swallowed, and the reader
+/// forwards the same answers to the writer thread, which owns every write.
+struct ReadHalf(Arc<TcpStream>);
 
 impl Read for ReadHalf {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
+        (&*self.0).read(buf)
     }
 }
 
@@ -48,7 +48,7 @@ impl Write for ReadHalf {
 }
 
 /// Serves one accepted connection to its end, on the calling thread.
-pub(crate) fn serve(mut stream: TcpStream, id: u64, handshake_slot: Permit, shared: &Arc<Shared>) {
+pub(crate) fn serve(stream: Arc<TcpStream>, id: u64, handshake_slot: Permit, shared: &Arc<Shared>) {
     let config = &shared.config;
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(config.write_timeout()));
@@ -56,33 +56,27 @@ pub(crate) fn serve(mut stream: TcpStream, id: u64, handshake_slot: Permit, shar
         room,
         response,
         leftover,
-    }) = handshake::read_head(&mut stream, config)
+    }) = handshake::read_head(&stream, config)
     else {
         return;
     };
     let Some(_connection_slot) = shared.connections.try_acquire() else {
-        handshake::respond(&mut stream, &Refusal::ServerFull.response());
+        handshake::respond(&stream, &Refusal::ServerFull.response());
         return;
     };
     let (outbox, control, inbox) = outbox::outbox(config.outbox_capacity);
     let Ok(membership) = shared.rooms.join(room, outbox) else {
-        handshake::respond(&mut stream, &Refusal::ShuttingDown.response());
+        handshake::respond(&stream, &Refusal::ShuttingDown.response());
         return;
     };
-    if let Err(error) = stream.write_all(&response) {
+    if let Err(error) = (&*stream).write_all(&response) {
         tracing::debug!(%error, "could not write the 101 response");
         return;
     }
     drop(handshake_slot);
     tracing::debug!(id, room = %membership.room(), "joined");
 
-    let writer_stream = match stream.try_clone() {
-        Ok(clone) => clone,
-        Err(error) => {
-            tracing::warn!(%error, "could not clone the socket for the writer");
-            return;
-        }
-    };
+    let writer_stream = Arc::clone(&stream);
     let ws_config = shared.ws_config;
     let writer = thread::Builder::new()
         .name(format!("ws-write-{id}"))
@@ -102,7 +96,7 @@ pub(crate) fn serve(mut stream: TcpStream, id: u64, handshake_slot: Permit, shar
 
 /// The reader loop: blocks in `read` until the connection ends.
 fn read_frames(
-    stream: TcpStream,
+    stream: Arc<TcpStream>,
     leftover: Vec<u8>,
     membership: Membership<Outbox>,
     control: Sender<Control>,
@@ -145,6 +139,6 @@ fn read_frames(
     {
         // Read (and discard) until the client answers our close frame by
         // closing, so it reads the close frame instead of a reset.
-        handshake::linger(&mut socket.get_mut().0, CLOSE_TIMEOUT);
+        handshake::linger(&socket.get_ref().0, CLOSE_TIMEOUT);
     }
 }

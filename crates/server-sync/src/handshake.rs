@@ -11,7 +11,8 @@ use chat_protocol::route::{self, Head, Refusal, Response, Upgrade};
 
 /// Reads and routes the request head. Pages and refusals are answered here
 /// (and `None` returned); an upgrade is handed back to the caller.
-pub(crate) fn read_head(stream: &mut TcpStream, config: &ServerConfig) -> Option<Upgrade> {
+pub(crate) fn read_head(stream: &TcpStream, config: &ServerConfig) -> Option<Upgrade> {
+    let mut stream = stream;
     let deadline = Instant::now() + config.handshake_timeout();
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
@@ -47,7 +48,8 @@ pub(crate) fn read_head(stream: &mut TcpStream, config: &ServerConfig) -> Option
 
 /// Writes `response`, then closes our side and drains the client's for a
 /// moment, so that the client reads the response instead of a reset.
-pub(crate) fn respond(stream: &mut TcpStream, response: &Response) {
+pub(crate) fn respond(stream: &TcpStream, response: &Response) {
+    let mut stream = stream;
     tracing::debug!(status = %response.status, "answered");
     if stream.write_all(&response.bytes).is_err() {
         return;
@@ -58,7 +60,8 @@ pub(crate) fn respond(stream: &mut TcpStream, response: &Response) {
 
 /// Reads and discards what the client still sends, until it closes or
 /// `timeout` passes.
-pub(crate) fn linger(stream: &mut TcpStream, timeout: Duration) {
+pub(crate) fn linger(stream: &TcpStream, timeout: Duration) {
+    let mut stream = stream;
     let deadline = Instant::now() + timeout;
     let mut sink = [0u8; 1024];
     loop {

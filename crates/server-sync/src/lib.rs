@@ -7,7 +7,8 @@
 //!   connection**: `ws-read-<id>`, which does the HTTP handshake and then blocks
 //!   in `read`, and `ws-write-<id>`, which blocks on the connection's queues
 //!   and in `write`. With *n* clients: *2n + 1* threads (plus the caller's).
-//!   Each has a [`THREAD_STACK_BYTES`] stack.
+//!   Each has a [`THREAD_STACK_BYTES`] stack. The two share the socket (one
+//!   file descriptor per connection) through an `Arc<TcpStream>`.
 //! * **Why two:** tungstenite cannot split a blocking socket, and a single
 //!   thread cannot wait for both the client and the room without polling. The
 //!   reader never writes (tungstenite's automatic pong and close replies are

@@ -105,6 +105,7 @@ pub(crate) fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, alive: S
         next_id += 1;
         let id = next_id;
         tracing::debug!(id, %peer, "accepted");
+        let stream = Arc::new(stream);
         shared.sockets.insert(id, &stream);
         let thread_shared = Arc::clone(shared);
         let alive = alive.clone();

@@ -5,7 +5,7 @@
 //! flag after every accept. Threads that wait on channels select on
 //! [`Shutdown::signal`], which disconnects when triggered.
 //!
-//! [`Sockets`] holds a clone of every live connection's socket, so that a
+//! [`Sockets`] holds a handle on every live connection's socket, so that a
 //! shutdown whose deadline passes can `shutdown(2)` them all: that wakes every
 //! thread blocked in `read` or `write` on them, and they finish.
 
@@ -107,15 +107,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Every live connection's socket, to hang up on them all at once.
 #[derive(Default)]
 pub(crate) struct Sockets {
-    live: Mutex<HashMap<u64, TcpStream>>,
+    live: Mutex<HashMap<u64, Arc<TcpStream>>>,
 }
 
 impl Sockets {
-    /// Keeps a clone of connection `id`'s socket until [`Self::remove`].
-    pub(crate) fn insert(&self, id: u64, stream: &TcpStream) {
-        if let Ok(clone) = stream.try_clone() {
-            lock(&self.live).insert(id, clone);
-        }
+    /// Keeps a handle on connection `id`'s socket until [`Self::remove`].
+    pub(crate) fn insert(&self, id: u64, stream: &Arc<TcpStream>) {
+        lock(&self.live).insert(id, Arc::clone(stream));
     }
 
     /// Forgets connection `id`.

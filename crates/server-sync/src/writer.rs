@@ -10,6 +10,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown as Direction, TcpStream};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chat_protocol::close::CloseReason;
@@ -22,9 +23,10 @@ use chat_protocol::session::Control;
 
 use crate::outbox::Inbox;
 
-/// The writer's side of the socket: tungstenite's `WebSocket` wants a stream
-/// that reads too, but the writer never reads (the reader thread does).
-pub(crate) struct WriteHalf(pub(crate) TcpStream);
+/// The writer's side of the socket (shared with the reader: one descriptor
+/// per connection). tungstenite's `WebSocket` wants a stream that reads too,
+/// but the writer never reads (the reader thread does).
+pub(crate) struct WriteHalf(pub(crate) Arc<TcpStream>);
 
 impl Read for WriteHalf {
     fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
@@ -34,10 +36,10 @@ impl Read for WriteHalf {
 
 impl Write for WriteHalf {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
+        (&*self.0).write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
+        (&*self.0).flush()
     }
 }
 
@@ -52,7 +54,7 @@ enum End {
 }
 
 /// Runs the writer until the connection is over, then hangs up the socket.
-pub(crate) fn run(stream: TcpStream, inbox: Inbox, config: WebSocketConfig) {
+pub(crate) fn run(stream: Arc<TcpStream>, inbox: Inbox, config: WebSocketConfig) {
     let mut socket = WebSocket::from_raw_socket(WriteHalf(stream), Role::Server, Some(config));
     let end = match serve(&mut socket, &inbox) {
         Ok(end) => end,
