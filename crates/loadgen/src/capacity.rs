@@ -126,7 +126,7 @@ mod tests {
         results.lost = 1;
         assert!(!held(&results, slo));
         results.lost = 0;
-        results.close_codes.insert(1013, 1);
+        results.close_codes.insert("1013".into(), 1);
         assert!(!held(&results, slo));
     }
 }

@@ -210,7 +210,7 @@ pub async fn run(
         end_us: start_us + (params.warmup + params.duration).as_micros() as u64,
     };
     let latency = SharedHistogram::default();
-    let delivered = Arc::new(AtomicU64::new(0));
+    let arrivals = Arc::new(Arrivals::default());
     let stop = CancellationToken::new();
     let total_senders = params.rooms * params.senders_per_room;
     let room_sizes: Vec<u64> = members.iter().map(|m| m.len() as u64).collect();
@@ -225,7 +225,7 @@ pub async fn run(
                 room,
                 window,
                 latency.clone(),
-                Arc::clone(&delivered),
+                Arc::clone(&arrivals),
                 clock,
                 stop.clone(),
             )));
@@ -272,9 +272,9 @@ pub async fn run(
         .sum();
     progress.phase("draining", 1);
     let drain_start = Instant::now();
-    let drain = drain(&delivered, expected, params.drain, params.drain_max).await;
+    let drain = drain(&arrivals, expected, params.drain, params.drain_max).await;
     let drain_end_us = clock.now_us();
-    let delivered_count = delivered.load(Ordering::Relaxed);
+    let delivered_count = arrivals.measured.load(Ordering::Relaxed);
     let server = match server {
         Some(server) => Some(server.finish(Some(delivered_count)).await),
         None => None,
@@ -293,6 +293,11 @@ pub async fn run(
         &tallies,
         expected,
         params.duration,
+        arrivals
+            .last_measured_us
+            .load(Ordering::Relaxed)
+            .saturating_sub(window.start_us) as f64
+            / 1e6,
         (drain == Drain::Capped).then_some(drain_end_us),
         &latency,
     );
@@ -339,17 +344,29 @@ enum Drain {
     Capped,
 }
 
-/// Waits until `delivered` reaches `expected`, or stops moving for `stall`,
-/// or `cap` passes.
-async fn drain(delivered: &AtomicU64, expected: u64, stall: Duration, cap: Duration) -> Drain {
+/// Deliveries so far, counted by every receiver.
+#[derive(Default)]
+struct Arrivals {
+    /// Measured deliveries (first copies of messages of the window).
+    measured: AtomicU64,
+    /// Every delivery of a load-generator message, warm-up included: a
+    /// server still working through its backlog is making progress.
+    any: AtomicU64,
+    /// When the last measured delivery arrived, µs on the run's clock.
+    last_measured_us: AtomicU64,
+}
+
+/// Waits until the measured deliveries reach `expected`, or deliveries stop
+/// arriving for `stall`, or `cap` passes.
+async fn drain(arrivals: &Arrivals, expected: u64, stall: Duration, cap: Duration) -> Drain {
     let started = Instant::now();
-    let mut last = delivered.load(Ordering::Relaxed);
+    let mut last = arrivals.any.load(Ordering::Relaxed);
     let mut last_moved = started;
     loop {
-        let now = delivered.load(Ordering::Relaxed);
-        if now >= expected {
+        if arrivals.measured.load(Ordering::Relaxed) >= expected {
             return Drain::Complete;
         }
+        let now = arrivals.any.load(Ordering::Relaxed);
         if now > last {
             (last, last_moved) = (now, Instant::now());
         } else if last_moved.elapsed() >= stall {
@@ -370,6 +387,7 @@ fn account(
     receivers: &[(usize, ReceiverTally)],
     expected: u64,
     duration: Duration,
+    delivering_s: f64,
     late_at_us: Option<u64>,
     latency: &SharedHistogram,
 ) -> FanoutResults {
@@ -385,7 +403,7 @@ fn account(
         results.out_of_order += tally.out_of_order;
         results.error_replies += tally.error_replies;
         if let Some(code) = tally.close_code {
-            *results.close_codes.entry(code).or_default() += 1;
+            *results.close_codes.entry(code.to_string()).or_default() += 1;
         }
         for sender in senders.iter().filter(|s| s.room == *room) {
             let got = tally.received_of(sender.id, sender.lo, sender.hi);
@@ -421,7 +439,9 @@ fn account(
     }
     let secs = duration.as_secs_f64();
     results.messages_per_s = results.sent as f64 / secs;
-    results.deliveries_per_s = results.delivered as f64 / secs;
+    // Over the time the server took to deliver the window's messages: the
+    // window, or longer if it was still delivering them afterwards.
+    results.deliveries_per_s = results.delivered as f64 / delivering_s.max(secs);
     results
 }
 
@@ -433,7 +453,7 @@ async fn receive(
     room: usize,
     window: Window,
     latency: SharedHistogram,
-    delivered: Arc<AtomicU64>,
+    arrivals: Arc<Arrivals>,
     clock: Clock,
     stop: CancellationToken,
 ) -> (usize, ReceiverTally) {
@@ -452,8 +472,12 @@ async fn receive(
                         Some(probe) => {
                             let before = tally.measured;
                             tally.on_probe(probe, arrival_us, window, &latency);
+                            arrivals.any.fetch_add(1, Ordering::Relaxed);
                             if tally.measured > before {
-                                delivered.fetch_add(1, Ordering::Relaxed);
+                                arrivals.measured.fetch_add(1, Ordering::Relaxed);
+                                arrivals
+                                    .last_measured_us
+                                    .fetch_max(arrival_us, Ordering::Relaxed);
                             }
                         }
                         None => tally.foreign += 1,

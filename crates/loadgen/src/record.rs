@@ -149,12 +149,18 @@ pub struct FanoutResults {
     /// `{"error": ...}` frames received.
     pub error_replies: u64,
     /// Close codes received from the server, by code.
-    pub close_codes: BTreeMap<u16, u64>,
+    ///
+    /// Keys are the codes as strings, as JSON objects need (and as serde's
+    /// untagged [`Results`] can read back).
+    pub close_codes: BTreeMap<String, u64>,
     /// Clients that could not connect.
     pub connect_failures: u64,
     /// Messages sent per second (measured window).
     pub messages_per_s: f64,
-    /// Deliveries per second (measured window).
+    /// Deliveries per second: delivered over the time from the start of the
+    /// window to the last measured delivery (at least the window), so a
+    /// server still delivering after the window is not credited with more
+    /// than it did.
     pub deliveries_per_s: f64,
     /// Fan-out latency: intended send time to each arrival.
     pub latency_us: Latency,
@@ -248,4 +254,49 @@ pub struct ProcessFigures {
     pub voluntary_ctxt_switches: u64,
     /// Involuntary context switches over the window, all threads.
     pub involuntary_ctxt_switches: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_of_record_reads_back() {
+        let mut fanout = FanoutResults::default();
+        fanout.close_codes.insert("1013".into(), 3);
+        fanout.latency_us.p99_us = 1234;
+        let kinds = [
+            Results::Fanout(fanout.clone()),
+            Results::Capacity(CapacityResults {
+                steps: vec![CapacityStep {
+                    clients: 10,
+                    held: false,
+                    fanout,
+                }],
+                capacity_clients: None,
+            }),
+            Results::Connections(ConnectionsResults {
+                target: 5,
+                first_failure: Some("503".into()),
+                ..ConnectionsResults::default()
+            }),
+        ];
+        for results in kinds {
+            let record = Record {
+                scenario: "x".into(),
+                server: "s".into(),
+                commit: "c".into(),
+                started_at: "t".into(),
+                url: "ws://u".into(),
+                params: Params::default(),
+                results,
+                server_process: Some(ProcessFigures::default()),
+                loadgen_process: ProcessFigures::default(),
+                warnings: vec!["w".into()],
+            };
+            let line = serde_json::to_string(&record).expect("encodes");
+            let back: Record = serde_json::from_str(&line).expect("reads back");
+            assert_eq!(serde_json::to_string(&back).expect("encodes"), line);
+        }
+    }
 }

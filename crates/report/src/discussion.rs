@@ -422,7 +422,9 @@ fn machine_limits(readme_text: &str, failed_after: Option<u64>, out: &mut String
         out,
         "\nThe run's README gives this machine's limits: {}. The smallest, {}, allows at \
          most about {} sync connections at two threads each, and fewer in practice, since \
-         other threads count against it too.",
+         other threads count against it too. (The sync server reads these limits at \
+         start-up and refuses upgrades beyond its thread budget with 503: a thread that \
+         cannot map its signal stack aborts the whole process.)",
         listed.join(", "),
         smallest.name,
         format::count(smallest.value / 2),

@@ -49,17 +49,23 @@ pub struct ThreadLimit {
 
 /// The limits that bound how many threads the sync server can create,
 /// those the README states as numbers: the kernel's `threads-max` and
-/// `pid_max`, the soft `ulimit -u` (every thread of the user counts), and
-/// the cgroup's `pids.max`.
+/// `pid_max`, the soft `ulimit -u` (every thread of the user counts), the
+/// cgroup's `pids.max`, and `vm.max_map_count` divided by the four memory
+/// mappings each thread costs (stack and guard, signal stack and guard).
 pub fn thread_limits(readme: &str) -> Vec<ThreadLimit> {
-    let rows: [(&str, &'static str); 4] = [
-        ("threads-max", "`threads-max`"),
-        ("pid_max", "`pid_max`"),
-        ("ulimit -u", "`ulimit -u`"),
-        ("pids.max", "cgroup `pids.max`"),
+    let rows: [(&str, &'static str, u64); 5] = [
+        ("threads-max", "`threads-max`", 1),
+        ("pid_max", "`pid_max`", 1),
+        ("ulimit -u", "`ulimit -u`", 1),
+        ("pids.max", "cgroup `pids.max`", 1),
+        (
+            "max_map_count",
+            "`vm.max_map_count` (4 memory mappings per thread)",
+            4,
+        ),
     ];
     let mut limits = Vec::new();
-    for (key, name) in rows {
+    for (key, name, per_thread) in rows {
         let value = readme
             .lines()
             .filter(|line| line.starts_with('|'))
@@ -68,7 +74,10 @@ pub fn thread_limits(readme: &str) -> Vec<ThreadLimit> {
             // `ulimit -u` is "soft / hard": the soft limit applies.
             .and_then(|v| integers(&v).first().copied());
         if let Some(value) = value {
-            limits.push(ThreadLimit { name, value });
+            limits.push(ThreadLimit {
+                name,
+                value: value / per_thread,
+            });
         }
     }
     limits
@@ -114,6 +123,7 @@ mod tests {
 | `/proc/sys/kernel/threads-max` | 63405 |
 | `ulimit -u` (processes, soft / hard) | 31702 / 31702 |
 | cgroup `pids.max` | max |
+| `/proc/sys/vm/max_map_count` | 65530 |
 ";
 
     #[test]
@@ -134,7 +144,8 @@ mod tests {
             [
                 ("`threads-max`", 63405),
                 ("`pid_max`", 4_194_304),
-                ("`ulimit -u`", 31702)
+                ("`ulimit -u`", 31702),
+                ("`vm.max_map_count` (4 memory mappings per thread)", 16382)
             ]
         );
         assert!(thread_limits("# nothing").is_empty());

@@ -28,12 +28,17 @@
 //!   and closed with 1013; nobody else waits for it.
 //! * **Limits:** `--max-connections` WebSockets (503 beyond), and
 //!   `--max-pending-handshakes` connections in their handshake (the acceptor
-//!   waits beyond). Past `/proc/sys/kernel/pid_max` threads, a connection that
-//!   cannot get its threads is dropped, and logged.
+//!   waits beyond). The machine caps threads too ([`ThreadBudget`]): each
+//!   thread costs four memory mappings, so `vm.max_map_count` (65,530 by
+//!   default) allows about 16,000 threads, 8,000 connections, before
+//!   `pid_max` does; the server reads these limits at start-up and refuses
+//!   upgrades beyond them with 503, since running out of mappings aborts the
+//!   process.
 //!
 //! The [`run`] function serves an already-bound listener until a [`Shutdown`]
 //! is triggered; [`spawn`] binds `127.0.0.1:0` and runs it on a thread.
 
+mod budget;
 mod connection;
 mod handshake;
 mod listener;
@@ -54,6 +59,7 @@ use chat_protocol::rooms::Rooms;
 use chat_protocol::tungstenite::protocol::WebSocketConfig;
 use crossbeam_channel::RecvTimeoutError;
 
+pub use budget::ThreadBudget;
 use listener::Limit;
 pub use listener::bind;
 use outbox::Outbox;
@@ -91,9 +97,25 @@ pub fn run(listener: TcpListener, config: ServerConfig, shutdown: Shutdown) -> i
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let addr = listener.local_addr()?;
     shutdown.watch_listener(addr);
+    let max_connections = match ThreadBudget::of_this_machine() {
+        Some(budget) => {
+            let fit = budget.connections(config.max_pending_handshakes);
+            if fit < config.max_connections {
+                tracing::warn!(
+                    max_connections = config.max_connections,
+                    fit,
+                    threads = budget.threads,
+                    limited_by = %budget.limited_by,
+                    "this machine's thread limits allow fewer connections: beyond them, upgrades get 503"
+                );
+            }
+            fit.min(config.max_connections)
+        }
+        None => config.max_connections,
+    };
     let shared = Arc::new(Shared {
         ws_config: config.websocket_config(),
-        connections: Limit::new(config.max_connections),
+        connections: Limit::new(max_connections),
         handshakes: Limit::new(config.max_pending_handshakes),
         rooms: Rooms::new(),
         sockets: Sockets::default(),
