@@ -38,7 +38,7 @@
 mod connection;
 mod handshake;
 mod listener;
-mod outbox;
+pub mod outbox;
 mod shutdown;
 mod writer;
 

@@ -42,7 +42,7 @@ mod budget;
 mod connection;
 mod handshake;
 mod listener;
-mod outbox;
+pub mod outbox;
 mod shutdown;
 mod writer;
 

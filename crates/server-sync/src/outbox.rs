@@ -17,21 +17,24 @@ use chat_protocol::tungstenite::Utf8Bytes;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 /// The room's handle on a connection's queues.
-pub(crate) struct Outbox {
+pub struct Outbox {
     frames: Sender<Utf8Bytes>,
     close: Sender<CloseReason>,
 }
 
 /// The writer's ends of the queues.
-pub(crate) struct Inbox {
-    pub(crate) frames: Receiver<Utf8Bytes>,
-    pub(crate) control: Receiver<Control>,
-    pub(crate) close: Receiver<CloseReason>,
+pub struct Inbox {
+    /// Chat frames from the room.
+    pub frames: Receiver<Utf8Bytes>,
+    /// Requests from the connection's reader.
+    pub control: Receiver<Control>,
+    /// Close requests from the room or the shutdown.
+    pub close: Receiver<CloseReason>,
 }
 
 /// Makes a connection's queues: the room's outbox, the reader's control
 /// sender, and the writer's inbox.
-pub(crate) fn outbox(capacity: usize) -> (Outbox, Sender<Control>, Inbox) {
+pub fn outbox(capacity: usize) -> (Outbox, Sender<Control>, Inbox) {
     let (frames, frames_rx) = crossbeam_channel::bounded(capacity);
     let (control, control_rx) = crossbeam_channel::bounded(CONTROL_CAPACITY);
     let (close, close_rx) = crossbeam_channel::bounded(1);
