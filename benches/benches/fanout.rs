@@ -8,58 +8,66 @@
 //! Does not measure: waking a blocked writer (no writer is waiting here; see
 //! `concurrency`), nor the `write` that follows in a real server.
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+};
 
 use chat_protocol::RoomName;
-use chat_protocol::rooms::Rooms;
+use chat_protocol::rooms::{Outbox, Rooms};
 
 const MEMBERS: [usize; 3] = [10, 100, 1_000];
 const CAPACITY: usize = 1024;
 
+/// Benchmarks one server's outbox: `make` builds a member's queues (the
+/// room's end, the reader's control sender, the writer's inbox), `take`
+/// takes one frame out of an inbox.
+fn bench_outbox<O: Outbox + 'static, C, I>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    server: &str,
+    members: usize,
+    make: impl Fn(usize) -> (O, C, I),
+    take: impl Fn(&mut I),
+) {
+    let rooms = Rooms::new();
+    let room = RoomName::new("bench").expect("valid room name");
+    let (mut joined, mut controls, mut inboxes) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..members {
+        let (outbox, control, inbox) = make(CAPACITY);
+        joined.push(rooms.join(room.clone(), outbox).expect("open registry"));
+        controls.push(control);
+        inboxes.push(inbox);
+    }
+    group.bench_with_input(BenchmarkId::new(server, members), &members, |b, _| {
+        b.iter(|| {
+            joined[0].broadcast("hello, room").expect("open registry");
+            inboxes.iter_mut().for_each(&take);
+        })
+    });
+}
+
 fn fanout(c: &mut Criterion) {
     let mut group = c.benchmark_group("fanout_one_message");
-    let room = RoomName::new("bench").expect("valid room name");
     for members in MEMBERS {
         group.throughput(Throughput::Elements(members as u64));
-
-        let rooms = Rooms::new();
-        let mut inboxes = Vec::new();
-        let mut keep = Vec::new();
-        let mut joined = Vec::new();
-        for _ in 0..members {
-            let (outbox, control, inbox) = chat_server_sync::outbox::outbox(CAPACITY);
-            joined.push(rooms.join(room.clone(), outbox).expect("open registry"));
-            inboxes.push(inbox);
-            keep.push(control);
-        }
-        group.bench_with_input(BenchmarkId::new("sync", members), &members, |b, _| {
-            b.iter(|| {
-                joined[0].broadcast("hello, room").expect("open registry");
-                for inbox in &inboxes {
-                    inbox.frames.try_recv().expect("queued");
-                }
-            })
-        });
-        drop((joined, inboxes, keep));
-
-        let rooms = Rooms::new();
-        let mut inboxes = Vec::new();
-        let mut keep = Vec::new();
-        let mut joined = Vec::new();
-        for _ in 0..members {
-            let (outbox, control, inbox) = chat_server_async::outbox::outbox(CAPACITY);
-            joined.push(rooms.join(room.clone(), outbox).expect("open registry"));
-            inboxes.push(inbox);
-            keep.push(control);
-        }
-        group.bench_with_input(BenchmarkId::new("async", members), &members, |b, _| {
-            b.iter(|| {
-                joined[0].broadcast("hello, room").expect("open registry");
-                for inbox in &mut inboxes {
-                    inbox.frames.try_recv().expect("queued");
-                }
-            })
-        });
+        bench_outbox(
+            &mut group,
+            "sync",
+            members,
+            chat_server_sync::outbox::outbox,
+            |inbox| {
+                inbox.frames.try_recv().expect("queued");
+            },
+        );
+        bench_outbox(
+            &mut group,
+            "async",
+            members,
+            chat_server_async::outbox::outbox,
+            |inbox| {
+                inbox.frames.try_recv().expect("queued");
+            },
+        );
     }
     group.finish();
 }
