@@ -291,6 +291,36 @@ run_loadgen() {
     return "$status"
 }
 
+# The write floor (`chat-loadgen floor`, no server): the CPU one thread
+# spends to write() the servers' 80-byte frame to loopback sockets, 1, 4, 16
+# and 64 frames per call, so that the report can state every server's CPU
+# per delivery as a multiple of it. Run before the servers and again after
+# them (drift on a noisy machine shows as two different floors; the report
+# uses their mean). With --pin it runs on the servers' core, readers
+# included. $1 says when, for the README. Returns chat-loadgen's status.
+run_floor() {
+    local when=$1 started status=0
+    local -a cmd=("$target_dir"/release/chat-loadgen floor --label floor
+        --json "$runs" --commit "$commit")
+    if [[ "$quick" == true ]]; then
+        cmd+=(--connections 200 --seconds 0.25)
+    else
+        cmd+=(--connections 1000 --seconds 1)
+    fi
+    if [[ "$pin" == true ]]; then
+        cmd=(taskset -c 1 "${cmd[@]}")
+    fi
+    note "" "### Write floor, $when" "" '```sh' "${cmd[*]}" '```'
+    echo "bench.sh: [floor] ${cmd[*]}"
+    started=$(now_ms)
+    "${cmd[@]}" || status=$?
+    note "chat-loadgen exit $status in $(elapsed_s "$started" "$(now_ms)") s."
+    if ((status != 0)); then
+        failures+=("floor ($when): chat-loadgen exit $status")
+    fi
+    return "$status"
+}
+
 # One load-generator run against server $1: a managed server is started
 # afresh for it (clean RSS, thread and CPU figures, and a crash cannot leak
 # into the next run) and stopped after; an external one is used as it is.
@@ -579,9 +609,11 @@ main() {
     if [[ "$django" == true ]]; then
         labels+=(django)
     fi
+    run_floor "before the servers" || true
     for label in "${labels[@]}"; do
         sweep "$label"
     done
+    run_floor "after the servers" || true
 
     note "" "## End" "" "Finished in $(elapsed_s "$started" "$(now_ms)") s, $(date -u '+%Y-%m-%d %H:%M:%S') UTC, with ${#failures[@]} failed run(s)."
     if ((${#failures[@]})); then

@@ -12,6 +12,11 @@
 //! * [`connections`]: idle connections, as many as the server takes, and
 //!   what each costs it.
 //!
+//! And one without a server, [`floor`]: what one thread's `write()` of a
+//! server's frame to a loopback socket costs here, one frame per call and
+//! several, so that a server's CPU per delivery can be stated as a multiple
+//! of what the kernel alone costs.
+//!
 //! With a server pid, [`sampler`] reads the server's threads, memory, CPU
 //! and context switches from `/proc` during the run, and the load
 //! generator's own, so a run can say when the load generator (not the
@@ -22,6 +27,7 @@ pub mod capacity;
 pub mod client;
 pub mod connections;
 pub mod fanout;
+pub mod floor;
 pub mod probe;
 pub mod progress;
 pub mod record;

@@ -10,6 +10,7 @@ use chat_loadgen::capacity::{self, CapacityParams};
 use chat_loadgen::client::Target;
 use chat_loadgen::connections::{self, ConnectionsParams};
 use chat_loadgen::fanout::{self, FanoutParams};
+use chat_loadgen::floor::{self, FloorParams};
 use chat_loadgen::progress::Progress;
 use chat_loadgen::record::{Params, Record, Results};
 use chat_loadgen::{append_json, current_commit, loadgen_warnings, now_rfc3339, summary};
@@ -74,6 +75,40 @@ enum Scenario {
         #[arg(long, default_value_t = 100)]
         max_failures: u64,
     },
+    /// No server: the CPU one thread spends to write() a server's frame to
+    /// loopback sockets, one frame per call and several (the write floor).
+    Floor(FloorArgs),
+}
+
+/// Options of the write floor (it drives no server, so none of [`Common`]'s
+/// connection options).
+#[derive(Args)]
+struct FloorArgs {
+    /// The run's name in the output.
+    #[arg(long, default_value = "floor")]
+    label: String,
+    /// Append the run's record, as one JSON line, to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// The commit to record [default: `git rev-parse HEAD`].
+    #[arg(long)]
+    commit: Option<String>,
+    /// Loopback connection pairs written to, round-robin.
+    #[arg(long, default_value_t = floor::DEFAULT_CONNECTIONS)]
+    connections: usize,
+    /// Frames concatenated into each write(), one measurement each,
+    /// comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64")]
+    batch: Vec<usize>,
+    /// Seconds of writing measured per batch size.
+    #[arg(long, default_value_t = 1.0)]
+    seconds: f64,
+    /// Bytes of each message's text, as `fanout --payload`.
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// Threads draining the sockets (their CPU is not counted).
+    #[arg(long, default_value_t = 1)]
+    readers: usize,
 }
 
 /// Options of every scenario.
@@ -224,6 +259,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Fanout { common, .. }
         | Scenario::Capacity { common, .. }
         | Scenario::Connections { common, .. } => common,
+        Scenario::Floor(args) => return run_floor(args),
     };
     let workers = common
         .workers
@@ -342,6 +378,8 @@ async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> a
                 None,
             )
         }
+        // Dispatched before any server is resolved, in `run`.
+        Scenario::Floor(_) => anyhow::bail!("the write floor drives no server"),
     };
     warnings.extend(loadgen_warnings(
         &loadgen,
@@ -396,6 +434,47 @@ async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> a
         eprintln!("chat-loadgen: {warning}");
     }
     if let Some(path) = &common.json {
+        append_json(path, &record)?;
+    }
+    Ok(())
+}
+
+/// The write floor: measured on this thread, no runtime of the scenarios'.
+fn run_floor(args: &FloorArgs) -> anyhow::Result<()> {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open-files limit raised"),
+        Err(error) => tracing::warn!(%error, "could not raise the open-files limit"),
+    }
+    let floor_params = FloorParams {
+        connections: args.connections,
+        batch_sizes: args.batch.clone(),
+        per_batch: secs(args.seconds, "seconds")?,
+        payload_bytes: args.payload,
+        reader_threads: args.readers,
+    };
+    let started_at = now_rfc3339();
+    let outcome = floor::run(&floor_params)?;
+    let record = Record {
+        scenario: "floor".to_owned(),
+        server: args.label.clone(),
+        commit: args.commit.clone().unwrap_or_else(current_commit),
+        started_at,
+        url: format!("tcp://{}", outcome.addr),
+        params: Params {
+            connections: Some(args.connections as u64),
+            batch_sizes: Some(args.batch.iter().map(|&b| b as u64).collect()),
+            per_batch_s: Some(args.seconds),
+            reader_threads: Some(args.readers as u64),
+            payload_bytes: Some(args.payload as u64),
+            ..Params::default()
+        },
+        results: Results::Floor(outcome.results),
+        server_process: None,
+        loadgen_process: outcome.loadgen,
+        warnings: outcome.warnings,
+    };
+    print!("{}", summary::render(&record));
+    if let Some(path) = &args.json {
         append_json(path, &record)?;
     }
     Ok(())

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 /// One run of one scenario against one server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
-    /// `fanout`, `capacity` or `connections`.
+    /// `fanout`, `capacity`, `connections` or `floor` (no server: the
+    /// cost of writing to loopback sockets, labelled `floor`).
     pub scenario: String,
     /// The server's label (`--label`, e.g. `sync`, `async`, `django`).
     pub server: String,
@@ -76,6 +77,18 @@ pub struct Params {
     /// Connections: loopback source addresses used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_addrs: Option<u64>,
+    /// Floor: loopback connection pairs written to, round-robin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
+    /// Floor: the frames per `write()` measured, in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_sizes: Option<Vec<u64>>,
+    /// Floor: seconds of writing measured per batch size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_batch_s: Option<f64>,
+    /// Floor: threads draining the sockets (not measured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reader_threads: Option<u64>,
 }
 
 /// A latency distribution, from an HDR histogram, in microseconds.
@@ -109,6 +122,11 @@ pub enum Results {
     Capacity(CapacityResults),
     /// `connections`.
     Connections(ConnectionsResults),
+    /// `floor`. Last, so that a record of another scenario never reads as
+    /// one (it has none of `batches`, `frame_bytes`, `cpu_clock`), and a
+    /// floor record has none of the fields the others need (`sent`,
+    /// `steps`, `target`).
+    Floor(FloorResults),
 }
 
 /// Counts and latencies of one fan-out run (the measured window only, after
@@ -218,6 +236,67 @@ pub struct ConnectionsResults {
     pub rss_per_connection_kib: Option<f64>,
 }
 
+/// The write floor: one thread writing one server frame to many loopback
+/// sockets, one and several frames per `write()`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FloorResults {
+    /// Bytes of one frame as written: the WebSocket header and the
+    /// server's JSON text.
+    pub frame_bytes: u64,
+    /// Where the writer thread's CPU time was read: `schedstat`
+    /// (`/proc/thread-self/schedstat`, nanoseconds) or `stat` (utime +
+    /// stime of `/proc/thread-self/stat`, clock ticks).
+    pub cpu_clock: String,
+    /// One measurement per batch size, in the order run.
+    pub batches: Vec<FloorBatch>,
+    /// Bytes written over the run, warm-up included.
+    pub bytes_written: u64,
+    /// Bytes the readers received: `bytes_written` unless a connection
+    /// failed.
+    pub bytes_read: u64,
+}
+
+impl FloorResults {
+    /// The measurement at `frames_per_write`, if it was run.
+    pub fn at(&self, frames_per_write: u64) -> Option<&FloorBatch> {
+        self.batches
+            .iter()
+            .find(|b| b.frames_per_write == frames_per_write)
+    }
+}
+
+/// The write floor at one batch size: the writer thread's own CPU only.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FloorBatch {
+    /// Frames concatenated into each socket's `write()`.
+    pub frames_per_write: u64,
+    /// Frames written.
+    pub frames: u64,
+    /// `write()` calls made (more than frames / frames per write only if a
+    /// call wrote part of its buffer).
+    pub writes: u64,
+    /// Wall time of the writing, seconds.
+    pub wall_s: f64,
+    /// The writer thread's CPU time (user + system), seconds.
+    pub cpu_s: f64,
+    /// Its user part, seconds (clock ticks: coarse).
+    pub cpu_user_s: f64,
+    /// Its system part, seconds (clock ticks: coarse).
+    pub cpu_system_s: f64,
+    /// CPU per frame, microseconds.
+    pub cpu_us_per_frame: f64,
+    /// CPU per `write()` call, microseconds.
+    pub cpu_us_per_write: f64,
+    /// Frames one core could write at this cost: 1e6 / `cpu_us_per_frame`.
+    pub frames_per_s_per_core: f64,
+    /// Times the writer slept (voluntary context switches): a write that
+    /// waited for room in a socket buffer, or for a socket its reader held.
+    /// Zero when the readers kept up.
+    pub writer_sleeps: u64,
+    /// Times the writer was preempted (involuntary context switches).
+    pub writer_preemptions: u64,
+}
+
 /// One reading of a process.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct ProcessSample {
@@ -298,5 +377,85 @@ mod tests {
             let back: Record = serde_json::from_str(&line).expect("reads back");
             assert_eq!(serde_json::to_string(&back).expect("encodes"), line);
         }
+    }
+    /// Lines of `results/2026-11-26-vm/runs.jsonl` (commit 9f5c0e7), one per
+    /// scenario, as the load generator wrote them before `floor` existed.
+    const FANOUT_2026_11_26: &str = r#"{"scenario":"fanout","server":"sync","commit":"9f5c0e725b2327d2a62b431d3350d38a40693f1c","started_at":"2026-11-26T19:58:52Z","url":"ws://127.0.0.1:35211","params":{"clients":10,"rooms":1,"senders_per_room":1,"rate_per_s":100.0,"payload_bytes":64,"warmup_s":2.0,"duration_s":10.0},"results":{"sent":1000,"expected_deliveries":10000,"delivered":10000,"lost":0,"late":0,"missed_by_closed":0,"drain_s":0.013069442,"duplicated":0,"out_of_order":0,"order_mismatches":0,"error_replies":0,"close_codes":{},"connect_failures":0,"messages_per_s":100.0,"deliveries_per_s":1000.0,"latency_us":{"count":10000,"min_us":408,"mean_us":1003.5149000000002,"p50_us":993,"p90_us":1405,"p99_us":1515,"p999_us":2793,"max_us":4295},"send_lag_us":{"count":1000,"min_us":308,"mean_us":877.5960000000001,"p50_us":866,"p90_us":1280,"p99_us":1371,"p999_us":1394,"max_us":4083},"connect_us":{"count":10,"min_us":961,"mean_us":1018.4,"p50_us":1009,"p90_us":1059,"p99_us":1113,"p999_us":1113,"max_us":1113}},"server_process":{"pid":29044,"samples":50,"threads_peak":22,"threads_mean":22.0,"rss_peak_kib":4512,"rss_mean_kib":4512.0,"cpu_user_s":0.0,"cpu_system_s":0.13,"cpu_utilization":0.01299921577291148,"cpu_s_per_1000_deliveries":0.013,"voluntary_ctxt_switches":11538,"involuntary_ctxt_switches":648},"loadgen_process":{"pid":29049,"samples":50,"threads_peak":5,"threads_mean":5.0,"rss_peak_kib":5652,"rss_mean_kib":5636.64,"cpu_user_s":0.04,"cpu_system_s":0.060000000000000005,"cpu_utilization":0.00999949413159158,"cpu_s_per_1000_deliveries":0.01,"voluntary_ctxt_switches":3699,"involuntary_ctxt_switches":731},"warnings":[]}"#;
+    const CAPACITY_2026_11_26: &str = r#"{"scenario":"capacity","server":"django","commit":"9f5c0e725b2327d2a62b431d3350d38a40693f1c","started_at":"2026-11-26T20:11:33Z","url":"ws://127.0.0.1:58333","params":{"rooms":1,"senders_per_room":1,"rate_per_s":100.0,"payload_bytes":64,"warmup_s":1.0,"duration_s":5.0,"start":100,"step":200,"max":5000,"slo_ms":250.0},"results":{"steps":[{"clients":100,"held":false,"fanout":{"sent":500,"expected_deliveries":50000,"delivered":50000,"lost":0,"late":0,"missed_by_closed":0,"drain_s":0.358256075,"duplicated":0,"out_of_order":0,"order_mismatches":0,"error_replies":0,"close_codes":{},"connect_failures":0,"messages_per_s":100.0,"deliveries_per_s":9369.14545523366,"latency_us":{"count":50000,"min_us":60672,"mean_us":201590.12255999987,"p50_us":200063,"p90_us":301567,"p99_us":351999,"p999_us":357119,"max_us":357375},"send_lag_us":{"count":500,"min_us":248,"mean_us":685.2239999999997,"p50_us":645,"p90_us":1170,"p99_us":1469,"p999_us":2757,"max_us":2757},"connect_us":{"count":100,"min_us":43904,"mean_us":48372.479999999996,"p50_us":48767,"p90_us":49375,"p99_us":49407,"p999_us":49951,"max_us":49951}}}],"capacity_clients":null},"server_process":{"pid":2169,"samples":26,"threads_peak":2,"threads_mean":2.0,"rss_peak_kib":75276,"rss_mean_kib":75276.0,"cpu_user_s":4.779999999999999,"cpu_system_s":0.82,"cpu_utilization":1.0475183702543687,"cpu_s_per_1000_deliveries":0.112,"voluntary_ctxt_switches":55285,"involuntary_ctxt_switches":2916},"loadgen_process":{"pid":2226,"samples":26,"threads_peak":4,"threads_mean":4.0,"rss_peak_kib":7712,"rss_mean_kib":7539.692307692308,"cpu_user_s":0.09,"cpu_system_s":0.39,"cpu_utilization":0.08979075618987982,"cpu_s_per_1000_deliveries":0.0096,"voluntary_ctxt_switches":27089,"involuntary_ctxt_switches":9934},"warnings":[]}"#;
+    const CONNECTIONS_2026_11_26: &str = r#"{"scenario":"connections","server":"sync","commit":"9f5c0e725b2327d2a62b431d3350d38a40693f1c","started_at":"2026-11-26T20:02:00Z","url":"ws://127.0.0.1:33787","params":{"clients":1000,"hold_s":5.0,"source_addrs":1},"results":{"target":1000,"opened":1000,"failed":0,"first_failure":null,"held":1000,"connect_us":{"count":1000,"min_us":424,"mean_us":31185.199999999993,"p50_us":29199,"p90_us":44255,"p99_us":53919,"p999_us":56191,"max_us":56543},"handshakes_per_s":7020.996120394131,"server_before":{"threads":2,"rss_kib":3384},"server_loaded":{"threads":2002,"rss_kib":89016},"threads_per_connection":2.0,"rss_per_connection_kib":85.632},"server_process":{"pid":6011,"samples":27,"threads_peak":2002,"threads_mean":1927.962962962963,"rss_peak_kib":89016,"rss_mean_kib":85844.44444444444,"cpu_user_s":0.01,"cpu_system_s":0.14,"cpu_utilization":0.028831191322793062,"cpu_s_per_1000_deliveries":null,"voluntary_ctxt_switches":3975,"involuntary_ctxt_switches":554},"loadgen_process":{"pid":6016,"samples":27,"threads_peak":4,"threads_mean":4.0,"rss_peak_kib":24132,"rss_mean_kib":23439.25925925926,"cpu_user_s":0.06,"cpu_system_s":0.07,"cpu_utilization":0.024986453526949146,"cpu_s_per_1000_deliveries":null,"voluntary_ctxt_switches":1532,"involuntary_ctxt_switches":214},"warnings":[]}"#;
+
+    #[test]
+    fn recorded_runs_still_read_as_their_scenario() {
+        for (line, scenario) in [
+            (FANOUT_2026_11_26, "fanout"),
+            (CAPACITY_2026_11_26, "capacity"),
+            (CONNECTIONS_2026_11_26, "connections"),
+        ] {
+            let record: Record = serde_json::from_str(line).expect("an old record reads");
+            let read_as = match &record.results {
+                Results::Fanout(_) => "fanout",
+                Results::Capacity(_) => "capacity",
+                Results::Connections(_) => "connections",
+                Results::Floor(_) => "floor",
+            };
+            assert_eq!(read_as, scenario, "{line}");
+            assert_eq!(record.scenario, scenario);
+            // Nothing lost or added: it encodes back to the same JSON.
+            let original: serde_json::Value = serde_json::from_str(line).expect("JSON");
+            let again = serde_json::to_value(&record).expect("encodes");
+            assert_eq!(again, original);
+        }
+    }
+
+    #[test]
+    fn floor_record_round_trips() {
+        let batch = |b: u64| FloorBatch {
+            frames_per_write: b,
+            frames: 1000 * b,
+            writes: 1000,
+            wall_s: 0.5,
+            cpu_s: 0.25,
+            cpu_user_s: 0.02,
+            cpu_system_s: 0.23,
+            cpu_us_per_frame: 250.0 / b as f64,
+            cpu_us_per_write: 250.0,
+            frames_per_s_per_core: 4000.0 * b as f64,
+            writer_sleeps: 0,
+            writer_preemptions: 3,
+        };
+        let record = Record {
+            scenario: "floor".into(),
+            server: "floor".into(),
+            commit: "c".into(),
+            started_at: "t".into(),
+            url: "tcp://127.0.0.1:1".into(),
+            params: Params {
+                connections: Some(1000),
+                batch_sizes: Some(vec![1, 4]),
+                per_batch_s: Some(0.5),
+                reader_threads: Some(1),
+                payload_bytes: Some(64),
+                ..Params::default()
+            },
+            results: Results::Floor(FloorResults {
+                frame_bytes: 80,
+                cpu_clock: "schedstat".into(),
+                batches: vec![batch(1), batch(4)],
+                bytes_written: 400_000,
+                bytes_read: 400_000,
+            }),
+            server_process: None,
+            loadgen_process: ProcessFigures::default(),
+            warnings: Vec::new(),
+        };
+        let line = serde_json::to_string(&record).expect("encodes");
+        let back: Record = serde_json::from_str(&line).expect("reads back");
+        let Results::Floor(floor) = &back.results else {
+            panic!("a floor record read as another scenario: {line}");
+        };
+        assert_eq!(floor.at(4).map(|b| b.frames), Some(4000));
+        assert!(floor.at(16).is_none());
+        assert_eq!(back.params.batch_sizes, Some(vec![1, 4]));
+        assert_eq!(serde_json::to_string(&back).expect("encodes"), line);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::record::{FanoutResults, Latency, ProcessFigures, Record, Results};
+use crate::record::{FanoutResults, FloorResults, Latency, ProcessFigures, Record, Results};
 
 /// The summary of `record` as text.
 pub fn render(record: &Record) -> String {
@@ -64,6 +64,7 @@ pub fn render(record: &Record) -> String {
                 );
             }
         }
+        Results::Floor(results) => floor(&mut out, results),
     }
     if let Some(server) = &record.server_process {
         process(&mut out, "server", server);
@@ -101,6 +102,48 @@ fn fanout(out: &mut String, results: &FanoutResults) {
     latency_line(out, "fan-out", &results.latency_us);
     latency_line(out, "send lag", &results.send_lag_us);
     latency_line(out, "connect", &results.connect_us);
+}
+
+/// The write floor: one line per batch size.
+fn floor(out: &mut String, results: &FloorResults) {
+    let _ = writeln!(
+        out,
+        "  {}-byte frames; the writer thread's CPU from {}",
+        results.frame_bytes, results.cpu_clock
+    );
+    let _ = writeln!(
+        out,
+        "  {:>12}  {:>10}  {:>10}  {:>7}  {:>7}  {:>8}  {:>8}  {:>13}  {:>7}",
+        "frames/write",
+        "frames",
+        "writes",
+        "wall s",
+        "CPU s",
+        "µs/frame",
+        "µs/write",
+        "frames/s/core",
+        "slept"
+    );
+    for b in &results.batches {
+        let _ = writeln!(
+            out,
+            "  {:>12}  {:>10}  {:>10}  {:>7.3}  {:>7.3}  {:>8.3}  {:>8.3}  {:>13.0}  {:>7}",
+            b.frames_per_write,
+            b.frames,
+            b.writes,
+            b.wall_s,
+            b.cpu_s,
+            b.cpu_us_per_frame,
+            b.cpu_us_per_write,
+            b.frames_per_s_per_core,
+            b.writer_sleeps
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  bytes written {}  read {}",
+        results.bytes_written, results.bytes_read
+    );
 }
 
 fn latency_line(out: &mut String, name: &str, latency: &Latency) {

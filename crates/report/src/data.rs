@@ -9,7 +9,8 @@
 use std::fmt;
 
 use chat_loadgen::record::{
-    CapacityResults, ConnectionsResults, FanoutResults, ProcessFigures, Record, Results,
+    CapacityResults, ConnectionsResults, FanoutResults, FloorResults, ProcessFigures, Record,
+    Results,
 };
 
 use crate::format;
@@ -128,6 +129,13 @@ impl Fanout<'_> {
     /// The server process's figures, when sampled.
     pub fn server_process(&self) -> Option<&ProcessFigures> {
         self.record.server_process.as_ref()
+    }
+
+    /// The server's CPU per delivery, in microseconds (user + system over
+    /// the window, from the server's CPU per 1,000 deliveries).
+    pub fn cpu_us_per_delivery(&self) -> Option<f64> {
+        let per_1000_s = self.server_process()?.cpu_s_per_1000_deliveries?;
+        Some(per_1000_s * 1e6 / 1000.0)
     }
 
     /// The server's voluntary context switches per delivery: how often a
@@ -258,6 +266,16 @@ impl Connections<'_> {
     }
 }
 
+/// One write-floor run: the CPU one thread spends to `write()` a server's
+/// frame to loopback sockets, at several frames per call.
+#[derive(Debug, Clone, Copy)]
+pub struct Floor<'a> {
+    /// The whole record.
+    pub record: &'a Record,
+    /// Its results.
+    pub results: &'a FloorResults,
+}
+
 /// The records of one run directory, sorted by scenario.
 #[derive(Debug, Default)]
 pub struct Data<'a> {
@@ -270,6 +288,8 @@ pub struct Data<'a> {
     pub capacities: Vec<Capacity<'a>>,
     /// Connections runs, in file order.
     pub connections: Vec<Connections<'a>>,
+    /// Write-floor runs, in file order (no server: never a column).
+    pub floors: Vec<Floor<'a>>,
     /// Every record, in file order.
     pub records: &'a [Record],
 }
@@ -283,6 +303,10 @@ impl<'a> Data<'a> {
             ..Data::default()
         };
         for record in records {
+            if let Results::Floor(results) = &record.results {
+                data.floors.push(Floor { record, results });
+                continue;
+            }
             if !data.servers.contains(&record.server) {
                 data.servers.push(record.server.clone());
             }
@@ -294,6 +318,7 @@ impl<'a> Data<'a> {
                 Results::Connections(results) => {
                     data.connections.push(Connections { record, results });
                 }
+                Results::Floor(_) => {}
             }
         }
         data.servers.sort_by_key(|s| {
@@ -391,13 +416,48 @@ impl<'a> Data<'a> {
             .max_by_key(|c| (c.clients, std::cmp::Reverse(*c)))
     }
 
-    /// The load generator's highest CPU utilization, with its run.
+    /// The load generator's highest CPU utilization, with its run (a
+    /// write-floor run drives no server: not counted).
     pub fn loadgen_peak(&self) -> Option<&'a Record> {
-        self.records.iter().max_by(|a, b| {
+        self.server_records().max_by(|a, b| {
             a.loadgen_process
                 .cpu_utilization
                 .total_cmp(&b.loadgen_process.cpu_utilization)
         })
+    }
+
+    /// Every record that drove a server (all but the write-floor runs), in
+    /// file order.
+    pub fn server_records(&self) -> impl Iterator<Item = &'a Record> + use<'a> {
+        self.records
+            .iter()
+            .filter(|r| !matches!(r.results, Results::Floor(_)))
+    }
+
+    /// The write floor: the mean over the write-floor runs of the writer's
+    /// CPU per frame at one frame per `write()`, in microseconds, with the
+    /// runs it is the mean of.
+    pub fn write_floor_us(&self) -> Option<(f64, usize)> {
+        let at_one: Vec<f64> = self
+            .floors
+            .iter()
+            .filter_map(|f| f.results.at(1))
+            .map(|b| b.cpu_us_per_frame)
+            .filter(|us| us.is_finite() && *us > 0.0)
+            .collect();
+        (!at_one.is_empty()).then(|| {
+            (
+                at_one.iter().sum::<f64>() / at_one.len() as f64,
+                at_one.len(),
+            )
+        })
+    }
+
+    /// A fan-out run's server CPU per delivery as a multiple of the write
+    /// floor: 1.0 is the CPU of one `write()` of one frame and nothing else.
+    pub fn floor_multiple(&self, run: Fanout<'_>) -> Option<f64> {
+        let (floor_us, _) = self.write_floor_us()?;
+        Some(run.cpu_us_per_delivery()? / floor_us)
     }
 
     /// The distinct commits the records name, in order of appearance.
@@ -444,6 +504,14 @@ pub fn describe(record: &Record) -> String {
             "{} connections, target {}",
             record.server,
             format::count(r.target)
+        ),
+        Results::Floor(_) => format!(
+            "write floor ({}, {} loopback connections)",
+            record.server,
+            record
+                .params
+                .connections
+                .map_or_else(|| "?".to_owned(), format::count)
         ),
     }
 }

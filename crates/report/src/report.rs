@@ -130,6 +130,9 @@ pub fn render(
         out.push_str(&tables::connections_runs(data));
     }
 
+    out.push_str("\n## Write floor\n\n");
+    out.push_str(&text::write_floor(data));
+
     out.push_str("\n## Plots\n\n");
     for (file, what) in [
         (
@@ -206,7 +209,9 @@ fn demote_headings(markdown: &str, levels: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testdata::{TempDir, capacity_record, connections_record, fanout_record, write_run};
+    use crate::testdata::{
+        TempDir, capacity_record, connections_record, fanout_record, floor_record, write_run,
+    };
     use chat_loadgen::record::Results;
 
     const README: &str = "# Bench run\n\n- nproc: 2\n\n\
@@ -348,6 +353,7 @@ mod tests {
         let md = fs::read_to_string(&generated.report).expect("report");
         assert!(md.contains("Capacity: not measured."));
         assert!(md.contains("Connections: not measured."));
+        assert!(md.contains("Write floor: not measured."));
         assert!(md.contains("- Server threads against connections: not measured."));
         assert!(md.contains("only `async` of the two"));
         assert!(md.contains("compete for the same cores"));
@@ -373,5 +379,34 @@ mod tests {
             link_from(Path::new("/r"), Path::new("/elsewhere/run")),
             "/elsewhere/run"
         );
+    }
+
+    #[test]
+    fn floor_runs_get_their_section_and_no_column() {
+        let tmp = TempDir::new("report-floor");
+        let results = tmp.path();
+        let run = results.join("2025-06-01-box");
+        let mut records = vec![floor_record(5.0)];
+        records.extend(full_run());
+        records.push(floor_record(5.0));
+        write_run(&run, &records, README);
+        let generated = generate(results, Some(&run)).expect("generate");
+        let md = fs::read_to_string(&generated.report).expect("report");
+        assert!(md.contains("|  | sync | async | django |"), "{md}");
+        assert!(!md.contains("| floor |"), "{md}");
+        let order = ["### Idle connections", "## Write floor", "## Plots"];
+        let positions: Vec<usize> = order
+            .iter()
+            .map(|h| md.find(h).unwrap_or_else(|| panic!("{h} missing")))
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+        assert!(md.contains("**5.00 µs of CPU per frame** (the mean of 2 floor runs"));
+        assert!(md.contains("Server CPU per delivery at the peak-throughput run, as a multiple"));
+        assert!(
+            md.contains("14 runs (7 fan-out, 2 capacity, 3 connections, 2 write-floor)"),
+            "{md}"
+        );
+        // The floor's busy load generator is not the servers' caveat.
+        assert!(!md.contains("peaked at 1.90 cores"), "{md}");
     }
 }

@@ -172,6 +172,18 @@ pub fn summary(data: &Data<'_>) -> String {
                 .map(format::sig)
         },
     );
+    let floor_label = match data.write_floor_us() {
+        Some((us, n)) => format!(
+            "**Server CPU per delivery, × write floor** (same run; floor: {} µs to `write()` one \
+             frame, mean of {})",
+            format::sig(us),
+            format::plural(n as u64, "floor run")
+        ),
+        None => "**Server CPU per delivery, × write floor** (same run; no floor run)".to_owned(),
+    };
+    row(floor_label, &|s| {
+        data.floor_multiple(data.peak_run(s)?).map(format::sig)
+    });
     row(
         "**Voluntary context switches per delivery**, server (at the peak-throughput run)"
             .to_owned(),
@@ -238,6 +250,7 @@ pub fn fanout_runs(data: &Data<'_>) -> String {
         ("server threads, peak", true),
         ("server RSS peak, MiB", true),
         ("server CPU s / 1k deliveries", true),
+        ("CPU per delivery, × floor", true),
         ("vol. ctx switches / delivery", true),
         ("loadgen CPU, cores", true),
     ]);
@@ -279,6 +292,7 @@ pub fn fanout_runs(data: &Data<'_>) -> String {
             process
                 .and_then(|p| p.cpu_s_per_1000_deliveries)
                 .map_or_else(dash, format::sig),
+            data.floor_multiple(run).map_or_else(dash, format::sig),
             run.voluntary_switches_per_delivery()
                 .map_or_else(dash, format::sig),
             format::sig(run.record.loadgen_process.cpu_utilization),
@@ -371,6 +385,60 @@ pub fn connections_runs(data: &Data<'_>) -> String {
     table.render()
 }
 
+/// Every write-floor run, one row per batch size: the writing thread's CPU
+/// per frame and per `write()`.
+pub fn floor_runs(data: &Data<'_>) -> String {
+    let mut table = Table::new(&[
+        ("floor run", false),
+        ("connections", true),
+        ("frame, B", true),
+        ("frames / write", true),
+        ("CPU µs / frame", true),
+        ("CPU µs / write", true),
+        ("frames/s per core", true),
+        ("writes", true),
+        ("wall, s", true),
+        ("writer CPU, s", true),
+        ("system share", true),
+        ("writer slept", true),
+    ]);
+    for (i, floor) in data.floors.iter().enumerate() {
+        let r = floor.results;
+        let name = format!("{} ({})", i + 1, floor.record.started_at);
+        for b in &r.batches {
+            let ticks = b.cpu_user_s + b.cpu_system_s;
+            let cell = if b.writer_sleeps > 0 {
+                format!("{FLAG} {}", format::count(b.writer_sleeps))
+            } else {
+                "0".to_owned()
+            };
+            table.push(vec![
+                name.clone(),
+                floor
+                    .record
+                    .params
+                    .connections
+                    .map_or_else(|| "?".to_owned(), format::count),
+                format::count(r.frame_bytes),
+                format::count(b.frames_per_write),
+                format::sig(b.cpu_us_per_frame),
+                format::sig(b.cpu_us_per_write),
+                format::sig(b.frames_per_s_per_core),
+                format::count(b.writes),
+                format::sig(b.wall_s),
+                format::sig(b.cpu_s),
+                if ticks > 0.0 {
+                    format::percent(b.cpu_system_s / ticks)
+                } else {
+                    "—".to_owned()
+                },
+                cell,
+            ]);
+        }
+    }
+    table.render()
+}
+
 /// Where a server's column sits: the order of [`Data::servers`].
 fn server_rank(data: &Data<'_>, server: &str) -> usize {
     data.servers
@@ -382,7 +450,7 @@ fn server_rank(data: &Data<'_>, server: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testdata::{capacity_record, connections_record, fanout_record};
+    use crate::testdata::{capacity_record, connections_record, fanout_record, floor_record};
     use chat_loadgen::record::Results;
 
     fn sample() -> Vec<chat_loadgen::record::Record> {
@@ -473,5 +541,69 @@ mod tests {
             "{conns}"
         );
         assert!(conns.contains("| 3 → 1,603 |"), "{conns}");
+    }
+
+    #[test]
+    fn cpu_per_delivery_as_a_multiple_of_the_write_floor() {
+        // Floor runs at 4 and 6 µs per write: the floor is their mean, 5 µs
+        // per frame at 1 frame per write. The sync server spends 20 µs per
+        // delivery (4× the floor), the async one 8 µs (1.6×).
+        let records = vec![
+            floor_record(4.0),
+            fanout_record("sync", 1000, 1),
+            fanout_record("async", 1000, 1),
+            floor_record(6.0),
+        ];
+        let data = Data::new(&records);
+        assert_eq!(data.servers, ["sync", "async"], "a floor is no server");
+        assert_eq!(data.floors.len(), 2);
+        let (floor_us, n) = data.write_floor_us().expect("a floor");
+        assert!((floor_us - 5.0).abs() < 1e-9, "{floor_us}");
+        assert_eq!(n, 2);
+        let multiple = |s| data.floor_multiple(data.peak_run(s).expect("a run"));
+        assert!((multiple("sync").expect("sync") - 4.0).abs() < 1e-9);
+        assert!((multiple("async").expect("async") - 1.6).abs() < 1e-9);
+
+        let md = summary(&data);
+        assert!(md.starts_with("|  | sync | async |\n"), "{md}");
+        assert!(
+            md.contains(
+                "| **Server CPU per delivery, × write floor** (same run; floor: 5.00 µs to \
+                 `write()` one frame, mean of 2 floor runs) | 4.00 | 1.60 |"
+            ),
+            "{md}"
+        );
+        let fanouts = fanout_runs(&data);
+        assert!(
+            fanouts.contains("| CPU per delivery, × floor |"),
+            "{fanouts}"
+        );
+        // sync: 20 ms per 1,000 deliveries, then 4× the floor.
+        assert!(fanouts.contains("| 0.0200 | 4.00 |"), "{fanouts}");
+        assert!(fanouts.contains("| 0.00800 | 1.60 |"), "{fanouts}");
+        let floors = floor_runs(&data);
+        // Header, rule, four batch sizes per floor run.
+        assert_eq!(floors.lines().count(), 10, "{floors}");
+        assert!(
+            floors.contains("| 1 (2025-01-01T00:00:00Z) | 1,000 | 80 | 16 | 0.250 | 4.00 |"),
+            "{floors}"
+        );
+        assert!(floors.contains("| 92.0% | 0 |"), "{floors}");
+    }
+
+    #[test]
+    fn without_a_floor_the_multiples_are_not_measured() {
+        let records = vec![fanout_record("sync", 100, 1)];
+        let data = Data::new(&records);
+        assert!(data.write_floor_us().is_none());
+        let md = summary(&data);
+        assert!(
+            md.contains(
+                "| **Server CPU per delivery, × write floor** (same run; no floor run) | \
+                 not measured |"
+            ),
+            "{md}"
+        );
+        assert!(fanout_runs(&data).contains("| 0.0200 | — |"));
     }
 }

@@ -8,8 +8,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use chat_loadgen::record::{
-    CapacityResults, CapacityStep, ConnectionsResults, FanoutResults, Latency, Params,
-    ProcessFigures, ProcessSample, Record, Results,
+    CapacityResults, CapacityStep, ConnectionsResults, FanoutResults, FloorBatch, FloorResults,
+    Latency, Params, ProcessFigures, ProcessSample, Record, Results,
 };
 
 /// A directory under the system's temporary directory, removed on drop.
@@ -227,5 +227,52 @@ pub fn connections_record(
         rss_peak_kib: loaded.rss_kib,
         ..ProcessFigures::default()
     });
+    r
+}
+
+/// A write-floor run over 1,000 connections, batch sizes 1, 4, 16 and 64:
+/// `us_per_write` of CPU per `write()` whatever its size (as measured, near
+/// enough), 0.5 s of writing each. Its load generator was busy (readers and
+/// writer), as a real floor run's is.
+pub fn floor_record(us_per_write: f64) -> Record {
+    let params = Params {
+        connections: Some(1000),
+        batch_sizes: Some(vec![1, 4, 16, 64]),
+        per_batch_s: Some(0.5),
+        reader_threads: Some(1),
+        payload_bytes: Some(64),
+        ..Params::default()
+    };
+    let batches = [1u64, 4, 16, 64]
+        .iter()
+        .map(|&b| {
+            let cpu_s = 0.5;
+            let writes = (cpu_s * 1e6 / us_per_write) as u64;
+            FloorBatch {
+                frames_per_write: b,
+                frames: writes * b,
+                writes,
+                wall_s: 0.5,
+                cpu_s,
+                cpu_user_s: 0.04,
+                cpu_system_s: 0.46,
+                cpu_us_per_frame: us_per_write / b as f64,
+                cpu_us_per_write: us_per_write,
+                frames_per_s_per_core: 1e6 * b as f64 / us_per_write,
+                writer_sleeps: 0,
+                writer_preemptions: 2,
+            }
+        })
+        .collect();
+    let results = FloorResults {
+        frame_bytes: 80,
+        cpu_clock: "schedstat".to_owned(),
+        batches,
+        bytes_written: 1_000_000,
+        bytes_read: 1_000_000,
+    };
+    let mut r = record("floor", "floor", params, Results::Floor(results));
+    r.url = "tcp://127.0.0.1:40000".to_owned();
+    r.loadgen_process.cpu_utilization = 1.9;
     r
 }

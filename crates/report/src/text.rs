@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use crate::data::{CapacityFinding, Data, anomalies, describe};
 use crate::format;
 use crate::readme;
-use crate::tables::FLAG;
+use crate::tables::{self, FLAG, NOT_MEASURED};
 
 /// The title and the do-not-edit notice.
 /// `shown` names the raw data as a reader finds it from the workspace root
@@ -29,6 +29,7 @@ pub fn summary(data: &Data<'_>, run_name: &str) -> String {
         (data.fanouts.len(), "fan-out"),
         (data.capacities.len(), "capacity"),
         (data.connections.len(), "connections"),
+        (data.floors.len(), "write-floor"),
     ]
     .iter()
     .filter(|(n, _)| *n > 0)
@@ -99,6 +100,20 @@ pub fn summary(data: &Data<'_>, run_name: &str) -> String {
         ))
     }) {
         let _ = write!(out, " Idle connections held: {held}.");
+    }
+    if let Some((floor_us, _)) = data.write_floor_us()
+        && let Some(multiples) = per_server(&|s| {
+            let run = data.peak_run(s)?;
+            data.floor_multiple(run)
+                .map(|m| format!("{}×", format::sig(m)))
+        })
+    {
+        let _ = write!(
+            out,
+            " Server CPU per delivery at the peak-throughput run, as a multiple of the write \
+             floor ({} µs of CPU to `write()` one frame to a loopback socket): {multiples}.",
+            format::sig(floor_us)
+        );
     }
     let lossy = data.fanouts.iter().filter(|f| f.results.lost > 0).count();
     if lossy > 0 {
@@ -192,6 +207,69 @@ pub fn method(data: &Data<'_>) -> String {
     out
 }
 
+/// The write-floor section: what was measured, a table per batch size of
+/// every floor run, and the floor the multiples use.
+pub fn write_floor(data: &Data<'_>) -> String {
+    let mut out = String::new();
+    if data.floors.is_empty() {
+        let _ = writeln!(out, "Write floor: {NOT_MEASURED}.");
+        return out;
+    }
+    out.push_str(
+        "What one thread's CPU pays to `write()` a server's chat frame to a loopback TCP \
+         socket, measured in this run on this machine (`chat-loadgen floor`): the frame the \
+         servers send for one fan-out message (its JSON from the servers' encoder, in an \
+         unmasked WebSocket text frame), written round-robin to many connected sockets \
+         (both ends `TCP_NODELAY`, as the servers set them) whose other ends a separate \
+         thread reads; b frames are concatenated into each socket's `write()`. The CPU is \
+         the writing thread's own, user and system, from `/proc/thread-self/schedstat`; on \
+         loopback it includes the receiving end's TCP processing and the reader's wake-up, \
+         which the kernel runs on the writer's CPU. Nothing else is in it: no encoding, no \
+         queue, no lock, no wake-up of the writer, no reading. A server that makes one \
+         `write()` per delivery cannot spend less CPU per delivery than the figure at 1 \
+         frame per write; only by putting several frames in one call can it go below.\n\n",
+    );
+    out.push_str(&tables::floor_runs(data));
+    if let Some((floor_us, n)) = data.write_floor_us() {
+        let at_one: Vec<f64> = data
+            .floors
+            .iter()
+            .filter_map(|f| f.results.at(1))
+            .map(|b| b.cpu_us_per_frame)
+            .collect();
+        let (low, high) = at_one
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+                (lo.min(x), hi.max(x))
+            });
+        let spread = if n > 1 {
+            format!(
+                "the mean of {n} floor runs at 1 frame per write, which ranged from {} to {} µs",
+                format::sig(low),
+                format::sig(high)
+            )
+        } else {
+            "the one floor run at 1 frame per write".to_owned()
+        };
+        let _ = writeln!(
+            out,
+            "\nThe floor used for the multiples in the tables above: **{} µs of CPU per frame** \
+             ({spread}), at most {} frames per second per core for a server that writes each \
+             frame with its own `write()`. \"CPU per delivery, × floor\" is a server's CPU per \
+             delivery (user + system of the whole process over the measured window, divided \
+             by the deliveries) over that floor: everything else the server does per \
+             delivery, and its own batching, show as the distance from 1.",
+            format::sig(floor_us),
+            format::sig(1e6 / floor_us),
+        );
+    } else {
+        out.push_str(
+            "\nNo floor run measured 1 frame per write: the multiples are not computed.\n",
+        );
+    }
+    out
+}
+
 /// What may distort the figures: shared cores, the load generator's own
 /// load, loss, and every warning the load generator recorded.
 pub fn caveats(data: &Data<'_>, readme: &str) -> String {
@@ -211,8 +289,7 @@ pub fn caveats(data: &Data<'_>, readme: &str) -> String {
     if let Some(peak) = data.loadgen_peak() {
         let util = peak.loadgen_process.cpu_utilization;
         let busy = data
-            .records
-            .iter()
+            .server_records()
             .filter(|r| r.loadgen_process.cpu_utilization >= 0.9)
             .count();
         let _ = write!(
