@@ -4,7 +4,7 @@
 # same sweep with chat-loadgen, and regenerates the report.
 #
 #   bash scripts/bench.sh [--quick] [--django] [--external NAME=URL[,PID]]...
-#                         [--pin] [--out DIR]
+#                         [--pin] [--baseline REV] [--out DIR]
 #
 # --quick      a smoke run, under 3 minutes: tiny counts and durations,
 #              written to results/<date>-<host>-quick/ with its own REPORT.md
@@ -16,6 +16,12 @@
 #              neither starts nor stops it (repeatable)
 # --pin        one core each: servers on core 1 (`taskset -c 1`, chat-async
 #              with --workers 1), the load generator on core 0 (--workers 1)
+# --baseline REV
+#              also measure before/after: build chat-sync and chat-async at
+#              git revision REV (in a worktree under the target directory)
+#              and repeat a few of the sweep's runs against them, and against
+#              today's servers with one optimisation turned off; the report
+#              pairs each with the same run on today's servers
 # --out DIR    the run directory [default: results/<UTC date>-<hostname>]
 #
 # Each run directory gets runs.jsonl (one JSON record per load-generator
@@ -62,9 +68,16 @@ readonly CONNECTIONS_PER_SOURCE_ADDR=20000
 # 1,000): 100 rooms at 100 msg/s, 1,000 rooms at 10 msg/s (10,000 clients).
 # The three runs then differ only in how the same work is split into rooms.
 #
-# Capacity: one room, 1 sender at 100 msg/s, clients stepped up until p99
-# passes 250 ms (the websocket-shootout criterion); 1 s warm-up and 5 s per
-# step keeps a search to at most 25 steps, about 3 minutes per server.
+# Peak at 1,000 clients in one room: the sender's rate stepped up (each
+# message makes 1,000 deliveries) until a server no longer delivers what is
+# asked (loss, late deliveries, or under 90% of the deliveries/s asked); the
+# highest rung that held is its peak, and one more run at half that rate
+# gives the latency of a server that is busy but not saturated.
+#
+# Capacity: one room, 4 senders at 2 msg/s each (the websocket-shootout
+# broadcast benchmark's load), clients stepped up by 1,000 until p99 passes
+# 250 ms or anything goes wrong, up to what the open-files limit lets one
+# process hold (the load generator holds every client).
 #
 # Connections: a ladder of idle connections, stopped at a server's first
 # rung that does not open them all. The sync server needs two threads per
@@ -76,18 +89,30 @@ set_sweep() {
         fanout_timing=(--warmup 1 --duration 2 --drain 2)
         rooms_cases=(10:10)
         rooms_timing=(--warmup 1 --duration 2 --drain 2)
-        capacity_args=(--start 10 --step 20 --max 50 --rate 100 --payload 64
+        peak_clients=100
+        peak_rates=(300 1000)
+        peak_timing=(--warmup 1 --duration 2 --drain 2 --drain-max 10)
+        capacity_args=(--start 10 --step 20 --senders 4 --rate 2 --payload 64
             --warmup 0.5 --duration 1 --drain 2 --slo-ms 250)
+        capacity_max=50
+        PROFILE_S=1
         connections_ladder=(500)
+        baseline_connections=500
         connections_hold=1
     else
         fanout_clients=(10 100 1000 5000)
         fanout_timing=(--warmup 2 --duration 10)
         rooms_cases=(100:100 1000:10)
         rooms_timing=(--warmup 2 --duration 10)
-        capacity_args=(--start 100 --step 200 --max 5000 --rate 100 --payload 64
+        peak_clients=1000
+        peak_rates=(300 1000 2000 4000)
+        peak_timing=(--warmup 2 --duration 5 --drain-max 20)
+        capacity_args=(--start 1000 --step 1000 --senders 4 --rate 2 --payload 64
             --warmup 1 --duration 5 --slo-ms 250)
+        capacity_max=30000
+        PROFILE_S=5
         connections_ladder=(1000 5000 10000 14000 16000 20000 30000 50000)
+        baseline_connections=10000
         connections_hold=5
     fi
 }
@@ -186,9 +211,10 @@ start_server() {
     local label=$1 timeout=$READY_TIMEOUT_S fifo fd line
     local -a cmd
     case "$label" in
-    sync) cmd=("$target_dir"/release/chat-sync --addr 127.0.0.1:0 "${SERVER_FLAGS[@]}") ;;
-    async) cmd=("$target_dir"/release/chat-async --addr 127.0.0.1:0 "${SERVER_FLAGS[@]}"
-        --workers "$async_workers") ;;
+    sync) cmd=("$server_bin_dir"/chat-sync --addr 127.0.0.1:0 "${SERVER_FLAGS[@]}"
+        "${server_extra_flags[@]}") ;;
+    async) cmd=("$server_bin_dir"/chat-async --addr 127.0.0.1:0 "${SERVER_FLAGS[@]}"
+        --workers "$async_workers" "${server_extra_flags[@]}") ;;
     django)
         cmd=(bash scripts/django/run.sh --port 0)
         timeout=$DJANGO_READY_TIMEOUT_S
@@ -279,7 +305,7 @@ run_loadgen() {
     if [[ "$pin" == true ]]; then
         cmd=(taskset -c 0 "${cmd[@]}" --workers 1)
     fi
-    cmd+=("$@")
+    cmd+=("${loadgen_extra_args[@]}" "$@")
     note "" '```sh' "${cmd[*]}" '```'
     echo "bench.sh: [$server_label] ${cmd[*]}"
     started=$(now_ms)
@@ -415,8 +441,146 @@ sweep() {
         run_case "$label" fanout --clients $((rooms * 10)) --rooms "$rooms" --senders 1 \
             --rate "$rate" --payload 64 "${rooms_timing[@]}" || true
     done
-    run_case "$label" capacity "${capacity_args[@]}" || true
+    peak_ladder "$label"
+    run_case "$label" capacity "${capacity_args[@]}" --max "$(capacity_max_clients)" || true
     connections_ladder "$label"
+}
+
+# A number field of the last record in runs.jsonl (its first occurrence:
+# fan-out records name each result once), or empty.
+last_field() {
+    tail -n 1 "$runs" | grep -o "\"$1\":[0-9.eE+-]*" | head -n 1 | cut -d: -f2
+}
+
+# Whether the last fan-out run delivered what it was asked: nothing lost or
+# late, and at least 90% of the deliveries/s offered ($1).
+kept_up() {
+    local lost late rate
+    lost=$(last_field lost)
+    late=$(last_field late)
+    rate=$(last_field deliveries_per_s)
+    [[ "$lost" == 0 && "$late" == 0 && -n "$rate" ]] &&
+        awk -v got="$rate" -v asked="$1" 'BEGIN { exit !(got >= 0.9 * asked) }'
+}
+
+# The peak ladder for server $1 (see set_sweep), then one run at half its
+# peak rate. The 1,000-client run at 100 msg/s of the fan-out list is the
+# ladder's first rung.
+peak_ladder() {
+    local label=$1 rate peak_rate=0 half
+    for rate in "${peak_rates[@]}"; do
+        if ! run_case "$label" fanout --clients "$peak_clients" --rooms 1 --senders 1 \
+            --rate "$rate" --payload 64 "${peak_timing[@]}" || ! kept_up $((peak_clients * rate)); then
+            note "" "The peak ladder stops here for \`$label\`: it did not deliver what $rate msg/s asks."
+            break
+        fi
+        peak_rate=$rate
+    done
+    if ((peak_rate > 0)); then
+        half=$((peak_rate / 2))
+        note "" "Half of \`$label\`'s peak rung ($peak_rate msg/s): $half msg/s."
+        run_case "$label" fanout --clients "$peak_clients" --rooms 1 --senders 1 \
+            --rate "$half" --payload 64 "${fanout_timing[@]}" || true
+    fi
+}
+
+# The capacity search's largest step: what the open-files limit lets the
+# load generator hold, at most capacity_max.
+capacity_max_clients() {
+    local cap=$(((fd_limit - FD_MARGIN) / 1000 * 1000))
+    ((cap < capacity_max)) || cap=$capacity_max
+    echo "$cap"
+}
+
+# Before/after (--baseline REV): the same runs against binaries built at REV
+# and against today's binaries with one optimisation turned off, each
+# recorded with --variant so that the report pairs it with the sweep's own
+# run of the same parameters (which must exist: these repeat sweep runs).
+before_after() {
+    local label
+    note "" "## Before and after" "" "Binaries built at \`$baseline\` ($baseline_commit) in \`$baseline_bin_dir\`, and today's binaries with one optimisation turned off; each run repeats one of the sweep's, and the report pairs them."
+    for label in sync async; do
+        note "" "### \`$label\`, before and after"
+        server_bin_dir=$baseline_bin_dir
+        loadgen_extra_args=(--variant baseline --variant-note="built from commit ${baseline_commit:0:12}, before the performance work")
+        run_case "$label" fanout --clients "$peak_clients" --rooms 1 --senders 1 \
+            --rate 100 --payload 64 "${fanout_timing[@]}" || true
+        run_case "$label" fanout --clients "$peak_clients" --rooms 1 --senders 1 \
+            --rate "${peak_rates[0]}" --payload 64 "${peak_timing[@]}" || true
+        run_case "$label" connections --count "$baseline_connections" --hold "$connections_hold" \
+            --source-addrs 1 || true
+        server_bin_dir="$target_dir/release"
+        server_extra_flags=(--max-batch-frames 1)
+        loadgen_extra_args=(--variant batch-1 --variant-note="--max-batch-frames 1: one write() per frame, no batching")
+        run_case "$label" fanout --clients "$peak_clients" --rooms 1 --senders 1 \
+            --rate "${peak_rates[0]}" --payload 64 "${peak_timing[@]}" || true
+        server_extra_flags=(--read-buffer-bytes 8192)
+        loadgen_extra_args=(--variant read-buffer-8k --variant-note="--read-buffer-bytes 8192, the previous default")
+        run_case "$label" connections --count "$baseline_connections" --hold "$connections_hold" \
+            --source-addrs 1 || true
+        server_extra_flags=()
+        loadgen_extra_args=()
+    done
+}
+
+# Where each server spends its CPU: `perf record` (software clock, 999 Hz,
+# no call graphs: self time per function) of the server for PROFILE_S
+# seconds in the middle of a fan-out run at 1,000 clients (100 in a quick
+# run) in one room, at
+# 100 msg/s and at 1,000 msg/s. The load generator's record is not kept
+# (perf's sampling costs the server a little CPU); what is kept is the share
+# of samples per binary (kernel, server, libc) and per function, in
+# profile.tsv, which the report renders. Skipped, and said so, where perf
+# cannot sample (not installed, or not allowed).
+profile_servers() {
+    local label rate data tsv="$out/profile.tsv" loadgen_pid
+    if ! perf record -e cpu-clock -o /dev/null -- true >/dev/null 2>&1; then
+        note "" "## Profiles" "" "Not taken: \`perf record -e cpu-clock\` does not run here (install Debian's linux-perf)."
+        return 0
+    fi
+    note "" "## Profiles" "" "\`perf record -e cpu-clock -F 999 -p PID -- sleep $PROFILE_S\` of each server, from 3 s into each run below (chat-loadgen without --json: these runs are not in runs.jsonl); shares of samples in \`profile.tsv\`."
+    printf 'server\trate_per_s\tkind\tname\tpercent\n' >"$tsv"
+    for label in sync async; do
+        for rate in 100 1000; do
+            start_server "$label"
+            data="$logs/perf-$label-$rate.data"
+            local -a cmd=("$target_dir"/release/chat-loadgen fanout --url "$server_url"
+                --label "$label" --clients "$peak_clients" --rooms 1 --senders 1 --rate "$rate"
+                --payload 64 --warmup 2 --duration $((PROFILE_S + 2)) --drain 1 --drain-max 1
+                --no-progress)
+            note "" '```sh' "${cmd[*]}" '```'
+            echo "bench.sh: [$label] profiling: ${cmd[*]}"
+            "${cmd[@]}" >"$logs/perf-$label-$rate.loadgen" 2>&1 &
+            loadgen_pid=$!
+            # Past the connections and the warm-up: the measured window.
+            sleep 3
+            perf record -e cpu-clock -F 999 -o "$data" -p "$server_pid" -- sleep "$PROFILE_S" \
+                >/dev/null 2>&1 || note "perf record failed for $label at $rate msg/s."
+            wait_bounded "$loadgen_pid" 60 || true
+            stop_server || true
+            note "$stop_outcome."
+            [[ -s "$data" ]] || continue
+            perf report -i "$data" --no-children --sort dso --stdio -q -g none 2>/dev/null |
+                awk -v s="$label" -v r="$rate" '$1 ~ /%$/ { p = $1; sub(/%/, "", p); $1 = ""; sub(/^ +/, ""); sub(/ +$/, ""); printf "%s\t%s\tbinary\t%s\t%s\n", s, r, $0, p }' >>"$tsv"
+            perf report -i "$data" --no-children --sort sym --stdio -q -g none 2>/dev/null |
+                awk -v s="$label" -v r="$rate" '$1 ~ /%$/ && n < 25 { n++; p = $1; sub(/%/, "", p); $1 = ""; sub(/^ +/, ""); sub(/ +$/, ""); printf "%s\t%s\tfunction\t%s\t%s\n", s, r, $0, p }' >>"$tsv"
+        done
+    done
+}
+
+# Builds the servers at the baseline revision in a worktree of their own.
+build_baseline() {
+    local src="$target_dir/baseline-src"
+    baseline_commit=$(git rev-parse --verify "$baseline^{commit}") ||
+        die "--baseline $baseline: not a revision of this repository"
+    baseline_bin_dir="$target_dir/baseline/release"
+    echo "bench.sh: building chat-sync and chat-async at $baseline ($baseline_commit)"
+    git worktree remove --force "$src" 2>/dev/null || rm -rf "$src"
+    git worktree prune
+    git worktree add --detach "$src" "$baseline_commit" >/dev/null
+    (cd "$src" && CARGO_TARGET_DIR="$PWD/../baseline" cargo build --release --locked \
+        --bin chat-sync --bin chat-async)
+    git worktree remove --force "$src"
 }
 
 # How a managed server is started, for the README.
@@ -502,6 +666,7 @@ parse_args() {
     quick=false
     django=false
     pin=false
+    baseline=""
     out=""
     externals=()
     while (($#)); do
@@ -509,6 +674,12 @@ parse_args() {
         --quick) quick=true ;;
         --django) django=true ;;
         --pin) pin=true ;;
+        --baseline)
+            (($# >= 2)) || die "--baseline needs a git revision"
+            baseline=$2
+            shift
+            ;;
+        --baseline=*) baseline=${1#--baseline=} ;;
         --out)
             (($# >= 2)) || die "--out needs a directory"
             out=$2
@@ -577,6 +748,12 @@ main() {
     cargo build --release --locked --bin chat-sync --bin chat-async --bin chat-loadgen --bin chat-report
 
     raise_limits
+    server_bin_dir="$target_dir/release"
+    server_extra_flags=()
+    loadgen_extra_args=()
+    if [[ -n "$baseline" ]]; then
+        build_baseline
+    fi
 
     out_is_default=false
     if [[ -z "$out" ]]; then
@@ -613,6 +790,10 @@ main() {
     for label in "${labels[@]}"; do
         sweep "$label"
     done
+    if [[ -n "$baseline" ]]; then
+        before_after
+    fi
+    profile_servers
     run_floor "after the servers" || true
 
     note "" "## End" "" "Finished in $(elapsed_s "$started" "$(now_ms)") s, $(date -u '+%Y-%m-%d %H:%M:%S') UTC, with ${#failures[@]} failed run(s)."

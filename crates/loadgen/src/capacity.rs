@@ -1,8 +1,8 @@
-//! The `capacity` scenario: clients stepped up in one room, at a fixed
-//! message rate, until the p99 fan-out latency passes the SLO (250 ms by
-//! default, as in the websocket-shootout broadcast benchmark) or anything
-//! goes wrong (loss, error replies, closes, failed connections). The largest
-//! step that held is the capacity.
+//! The `capacity` scenario: clients stepped up in one room, with a fixed
+//! number of senders each at a fixed message rate, until the p99 fan-out
+//! latency passes the SLO (250 ms by default, as in the websocket-shootout
+//! broadcast benchmark) or anything goes wrong (loss, error replies, closes,
+//! failed connections). The largest step that held is the capacity.
 
 use std::time::Duration;
 
@@ -24,8 +24,9 @@ pub struct CapacityParams {
     pub max: u64,
     /// The p99 fan-out latency a step must stay within.
     pub slo: Duration,
-    /// The rest of each step: one room, one sender, its rate, payload,
-    /// warm-up and duration (`clients` is set per step).
+    /// The rest of each step: its senders (`senders_per_room`, the same
+    /// at every step), their rate, payload, warm-up and duration (`clients`
+    /// is set per step, `rooms` is 1).
     pub fanout: FanoutParams,
 }
 
@@ -55,6 +56,22 @@ pub fn held(results: &FanoutResults, slo: Duration) -> bool {
         && results.close_codes.is_empty()
 }
 
+/// Checks the steps and the senders against each other: every step, the
+/// first included, must have at least as many clients as senders.
+pub fn check(params: &CapacityParams) -> anyhow::Result<()> {
+    if params.start == 0 || params.step == 0 || params.max < params.start {
+        bail!("need 1 <= --start <= --max and --step >= 1");
+    }
+    let senders = params.fanout.senders_per_room;
+    if senders == 0 || senders > params.start {
+        bail!(
+            "--senders ({senders}) must be between 1 and the clients of the first step (--start {})",
+            params.start
+        );
+    }
+    Ok(())
+}
+
 /// Runs the search against `target`.
 pub async fn run(
     target: &Target,
@@ -62,9 +79,7 @@ pub async fn run(
     server_pid: Option<u32>,
     progress: &Progress,
 ) -> anyhow::Result<CapacityOutcome> {
-    if params.start == 0 || params.step == 0 || params.max < params.start {
-        bail!("need 1 <= --start <= --max and --step >= 1");
-    }
+    check(params)?;
     let mut steps = Vec::new();
     let mut capacity_clients = None;
     let mut last = None;
@@ -73,7 +88,6 @@ pub async fn run(
         let step = FanoutParams {
             clients,
             rooms: 1,
-            senders_per_room: 1,
             ..params.fanout.clone()
         };
         let outcome = fanout::run(target, &step, server_pid, progress).await?;
@@ -128,5 +142,42 @@ mod tests {
         results.lost = 0;
         results.close_codes.insert("1013".into(), 1);
         assert!(!held(&results, slo));
+    }
+
+    fn search(start: u64, senders: u64) -> CapacityParams {
+        CapacityParams {
+            start,
+            step: 100,
+            max: 1000,
+            slo: Duration::from_millis(250),
+            fanout: FanoutParams {
+                clients: start,
+                rooms: 1,
+                senders_per_room: senders,
+                rate_per_s: 2.0,
+                payload_bytes: 64,
+                warmup: Duration::from_secs(1),
+                duration: Duration::from_secs(5),
+                drain: Duration::from_secs(5),
+                drain_max: Duration::from_secs(60),
+                connect_timeout: Duration::from_secs(10),
+                connect_concurrency: 256,
+            },
+        }
+    }
+
+    #[test]
+    fn senders_must_fit_in_the_first_step() {
+        assert!(check(&search(100, 1)).is_ok());
+        assert!(check(&search(100, 4)).is_ok());
+        assert!(check(&search(100, 100)).is_ok());
+        assert!(
+            check(&search(100, 101)).is_err(),
+            "more senders than clients"
+        );
+        assert!(check(&search(100, 0)).is_err());
+        let mut no_step = search(100, 1);
+        no_step.step = 0;
+        assert!(check(&no_step).is_err());
     }
 }

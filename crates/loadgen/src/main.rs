@@ -14,6 +14,7 @@ use chat_loadgen::floor::{self, FloorParams};
 use chat_loadgen::progress::Progress;
 use chat_loadgen::record::{Params, Record, Results};
 use chat_loadgen::{append_json, current_commit, loadgen_warnings, now_rfc3339, summary};
+use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Parser, Subcommand};
 
 /// Load generator for the chat protocol: open-loop fan-out latency,
@@ -41,6 +42,9 @@ enum Scenario {
     Capacity {
         #[command(flatten)]
         common: Common,
+        /// Senders in the room, each at --rate (the same at every step).
+        #[arg(long, default_value_t = 1)]
+        senders: u64,
         /// Clients in the first step.
         #[arg(long, default_value_t = 100)]
         start: u64,
@@ -141,6 +145,16 @@ struct Common {
     /// No progress bar (it is shown only on a terminal anyway).
     #[arg(long)]
     no_progress: bool,
+    /// Record the run as a variant named NAME: an experiment on a modified
+    /// server (binaries built from an older commit, a non-default flag).
+    /// The report keeps variant runs out of its main figures and sets each
+    /// beside the normal run with the same parameters.
+    #[arg(long, value_name = "NAME", value_parser = NonEmptyStringValueParser::new())]
+    variant: Option<String>,
+    /// What the variant is, in words, e.g. "built from commit fe44d3d,
+    /// before the performance work".
+    #[arg(long, value_name = "TEXT", requires = "variant")]
+    variant_note: Option<String>,
 }
 
 /// How clients are spread.
@@ -287,17 +301,13 @@ async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> a
         Progress::new(true)
     };
     let started_at = now_rfc3339();
-    let mut params = Params::default();
+    let params = recorded_params(scenario, common);
     let (name, results, server, loadgen, mut warnings, lag) = match scenario {
         Scenario::Fanout {
             spread, traffic, ..
         } => {
             let fanout_params =
                 traffic.params(common, spread.clients, spread.rooms, spread.senders)?;
-            params.clients = Some(spread.clients);
-            params.rooms = Some(spread.rooms);
-            params.senders_per_room = Some(spread.senders);
-            traffic.record_params(&mut params);
             let outcome =
                 fanout::run(&target, &fanout_params, common.server_pid, &progress).await?;
             let lag = outcome.results.send_lag_us.clone();
@@ -311,6 +321,7 @@ async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> a
             )
         }
         Scenario::Capacity {
+            senders,
             start,
             step,
             max,
@@ -323,15 +334,8 @@ async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> a
                 step: *step,
                 max: *max,
                 slo: secs(slo_ms / 1000.0, "slo-ms")?,
-                fanout: traffic.params(common, *start, 1, 1)?,
+                fanout: traffic.params(common, *start, 1, *senders)?,
             };
-            params.start = Some(*start);
-            params.step = Some(*step);
-            params.max = Some(*max);
-            params.slo_ms = Some(*slo_ms);
-            params.rooms = Some(1);
-            params.senders_per_room = Some(1);
-            traffic.record_params(&mut params);
             let outcome =
                 capacity::run(&target, &capacity_params, common.server_pid, &progress).await?;
             let lag = outcome
@@ -363,9 +367,6 @@ async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> a
                 concurrency: common.concurrency,
                 max_failures: *max_failures,
             };
-            params.clients = Some(*count);
-            params.hold_s = Some(*hold);
-            params.source_addrs = Some(u64::from(*source_addrs));
             let outcome =
                 connections::run(&target, &connections_params, common.server_pid, &progress)
                     .await?;
@@ -439,6 +440,55 @@ async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> a
     Ok(())
 }
 
+/// The parameters a server scenario records, as given on its command line.
+fn recorded_params(scenario: &Scenario, common: &Common) -> Params {
+    let mut params = Params {
+        variant: common.variant.clone(),
+        variant_note: common.variant_note.clone(),
+        ..Params::default()
+    };
+    match scenario {
+        Scenario::Fanout {
+            spread, traffic, ..
+        } => {
+            params.clients = Some(spread.clients);
+            params.rooms = Some(spread.rooms);
+            params.senders_per_room = Some(spread.senders);
+            traffic.record_params(&mut params);
+        }
+        Scenario::Capacity {
+            senders,
+            start,
+            step,
+            max,
+            slo_ms,
+            traffic,
+            ..
+        } => {
+            params.start = Some(*start);
+            params.step = Some(*step);
+            params.max = Some(*max);
+            params.slo_ms = Some(*slo_ms);
+            params.rooms = Some(1);
+            params.senders_per_room = Some(*senders);
+            traffic.record_params(&mut params);
+        }
+        Scenario::Connections {
+            count,
+            hold,
+            source_addrs,
+            ..
+        } => {
+            params.clients = Some(*count);
+            params.hold_s = Some(*hold);
+            params.source_addrs = Some(u64::from(*source_addrs));
+        }
+        // Recorded by `run_floor`.
+        Scenario::Floor(_) => {}
+    }
+    params
+}
+
 /// The write floor: measured on this thread, no runtime of the scenarios'.
 fn run_floor(args: &FloorArgs) -> anyhow::Result<()> {
     match rlimit::increase_nofile_limit(u64::MAX) {
@@ -485,4 +535,82 @@ fn loss_warning(lost: u64, expected: u64) -> String {
         "LOSS: {lost} of {expected} expected deliveries never arrived ({:.3}%)",
         lost as f64 * 100.0 / expected.max(1) as f64
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("chat-loadgen").chain(args.iter().copied()))
+    }
+
+    fn params(args: &[&str]) -> Params {
+        let cli = parse(args).expect("the arguments parse");
+        let (Scenario::Fanout { common, .. }
+        | Scenario::Capacity { common, .. }
+        | Scenario::Connections { common, .. }) = &cli.scenario
+        else {
+            panic!("not a server scenario: {args:?}");
+        };
+        recorded_params(&cli.scenario, common)
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn capacity_records_its_senders() {
+        let url = ["--url", "ws://127.0.0.1:1"];
+        let one = params(&[&["capacity"][..], &url].concat());
+        assert_eq!(one.senders_per_room, Some(1));
+        assert_eq!(one.rooms, Some(1));
+        let four = params(&[&["capacity", "--senders", "4", "--rate", "2"][..], &url].concat());
+        assert_eq!(four.senders_per_room, Some(4));
+        assert_eq!(four.rate_per_s, Some(2.0));
+    }
+
+    #[test]
+    fn every_server_scenario_records_its_variant() {
+        let url = ["--url", "ws://127.0.0.1:1"];
+        let variant = [
+            "--variant",
+            "baseline",
+            "--variant-note",
+            "built from commit fe44d3d",
+        ];
+        for scenario in [
+            &["fanout", "--clients", "10"][..],
+            &["capacity", "--senders", "2"],
+            &["connections", "--count", "10"],
+        ] {
+            let normal = params(&[scenario, &url].concat());
+            assert_eq!((normal.variant, normal.variant_note), (None, None));
+            let p = params(&[scenario, &url, &variant].concat());
+            assert_eq!(p.variant.as_deref(), Some("baseline"), "{scenario:?}");
+            assert_eq!(
+                p.variant_note.as_deref(),
+                Some("built from commit fe44d3d"),
+                "{scenario:?}"
+            );
+            let unnamed = params(&[scenario, &url, &variant[..2]].concat());
+            assert_eq!(unnamed.variant.as_deref(), Some("baseline"));
+            assert_eq!(unnamed.variant_note, None);
+        }
+    }
+
+    #[test]
+    fn a_variant_note_needs_a_named_variant() {
+        let base = ["fanout", "--url", "ws://127.0.0.1:1", "--clients", "10"];
+        assert!(parse(&[&base[..], &["--variant-note", "a note"]].concat()).is_err());
+        assert!(parse(&[&base[..], &["--variant", ""]].concat()).is_err());
+        assert!(
+            parse(&["floor", "--variant", "x"]).is_err(),
+            "the floor has no server"
+        );
+    }
 }

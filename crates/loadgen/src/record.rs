@@ -89,6 +89,16 @@ pub struct Params {
     /// Floor: threads draining the sockets (not measured).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reader_threads: Option<u64>,
+    /// A variant run's name (`--variant`): the run measured a modified
+    /// server (binaries built from an older commit, a non-default flag),
+    /// an experiment set beside the normal run with the same parameters.
+    /// Absent for a normal run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// What the variant is, in words (`--variant-note`): `built from commit
+    /// fe44d3d, before the performance work`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant_note: Option<String>,
 }
 
 /// A latency distribution, from an HDR histogram, in microseconds.
@@ -405,6 +415,30 @@ mod tests {
             let again = serde_json::to_value(&record).expect("encodes");
             assert_eq!(again, original);
         }
+    }
+
+    #[test]
+    fn a_variant_is_recorded_only_when_given() {
+        let mut record: Record = serde_json::from_str(FANOUT_2026_11_26).expect("reads");
+        assert_eq!(record.params.variant, None);
+        assert_eq!(record.params.variant_note, None);
+        let normal = serde_json::to_value(&record).expect("encodes");
+        assert!(normal["params"].get("variant").is_none(), "{normal}");
+        assert!(normal["params"].get("variant_note").is_none(), "{normal}");
+
+        record.params.variant = Some("batch-1".into());
+        record.params.variant_note = Some("`--max-batch-frames 1`: one frame per write".into());
+        let line = serde_json::to_string(&record).expect("encodes");
+        let value: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(value["params"]["variant"], "batch-1");
+        assert_eq!(
+            value["params"]["variant_note"],
+            "`--max-batch-frames 1`: one frame per write"
+        );
+        let back: Record = serde_json::from_str(&line).expect("reads back");
+        assert_eq!(back.params.variant.as_deref(), Some("batch-1"));
+        assert!(matches!(back.results, Results::Fanout(_)));
+        assert_eq!(serde_json::to_string(&back).expect("encodes"), line);
     }
 
     #[test]

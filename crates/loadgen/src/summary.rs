@@ -2,7 +2,9 @@
 
 use std::fmt::Write;
 
-use crate::record::{FanoutResults, FloorResults, Latency, ProcessFigures, Record, Results};
+use crate::record::{
+    FanoutResults, FloorResults, Latency, Params, ProcessFigures, Record, Results,
+};
 
 /// The summary of `record` as text.
 pub fn render(record: &Record) -> String {
@@ -15,6 +17,12 @@ pub fn render(record: &Record) -> String {
         record.url,
         short(&record.commit)
     );
+    if let Some(variant) = &record.params.variant {
+        let _ = match &record.params.variant_note {
+            Some(note) => writeln!(out, "  variant {variant}: {note}"),
+            None => writeln!(out, "  variant {variant}"),
+        };
+    }
     match &record.results {
         Results::Fanout(results) => fanout(&mut out, results),
         Results::Capacity(results) => {
@@ -34,12 +42,13 @@ pub fn render(record: &Record) -> String {
                     step.fanout.lost
                 );
             }
+            let load = senders_at_rate(&record.params);
             match results.capacity_clients {
                 Some(clients) => {
-                    let _ = writeln!(out, "  capacity: {clients} clients in one room");
+                    let _ = writeln!(out, "  capacity: {clients} clients in one room, {load}");
                 }
                 None => {
-                    let _ = writeln!(out, "  capacity: not even the first step held");
+                    let _ = writeln!(out, "  capacity: not even the first step held ({load})");
                 }
             }
         }
@@ -178,10 +187,84 @@ fn process(out: &mut String, name: &str, figures: &ProcessFigures) {
     );
 }
 
+/// `4 senders @ 2 msg/s each`.
+fn senders_at_rate(params: &Params) -> String {
+    let senders = params.senders_per_room.map_or_else(
+        || "? senders".to_owned(),
+        |n| {
+            if n == 1 {
+                "1 sender".to_owned()
+            } else {
+                format!("{n} senders")
+            }
+        },
+    );
+    let rate = params
+        .rate_per_s
+        .map_or_else(|| "?".to_owned(), |r| r.to_string());
+    format!("{senders} @ {rate} msg/s each")
+}
+
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
 fn short(commit: &str) -> &str {
     commit.get(..12).unwrap_or(commit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{CapacityResults, CapacityStep};
+
+    fn capacity_record(params: Params) -> Record {
+        Record {
+            scenario: "capacity".into(),
+            server: "async".into(),
+            commit: "0123456789abcdef".into(),
+            started_at: "t".into(),
+            url: "ws://127.0.0.1:1".into(),
+            params,
+            results: Results::Capacity(CapacityResults {
+                steps: vec![CapacityStep {
+                    clients: 100,
+                    held: true,
+                    fanout: FanoutResults::default(),
+                }],
+                capacity_clients: Some(100),
+            }),
+            server_process: None,
+            loadgen_process: ProcessFigures::default(),
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn capacity_states_its_senders_and_rate() {
+        let text = render(&capacity_record(Params {
+            senders_per_room: Some(4),
+            rate_per_s: Some(2.0),
+            ..Params::default()
+        }));
+        assert!(
+            text.contains("capacity: 100 clients in one room, 4 senders @ 2 msg/s each"),
+            "{text}"
+        );
+        assert!(!text.contains("variant"), "{text}");
+    }
+
+    #[test]
+    fn a_variant_is_named_under_the_title() {
+        let text = render(&capacity_record(Params {
+            senders_per_room: Some(1),
+            rate_per_s: Some(0.5),
+            variant: Some("batch-1".into()),
+            variant_note: Some("one frame per write".into()),
+            ..Params::default()
+        }));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "  variant batch-1: one frame per write", "{text}");
+        assert!(text.contains("1 sender @ 0.5 msg/s each"), "{text}");
+    }
 }

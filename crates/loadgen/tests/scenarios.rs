@@ -83,13 +83,20 @@ macro_rules! scenarios {
                     step: 5,
                     max: 15,
                     slo: Duration::from_secs(60),
-                    fanout: traffic(5, 1, 1),
+                    // Two senders, in every step.
+                    fanout: traffic(5, 1, 2),
                 };
                 let outcome = capacity::run(&target, &params, None, &Progress::hidden())
                     .await
                     .expect("capacity runs");
                 let steps: Vec<u64> = outcome.results.steps.iter().map(|s| s.clients).collect();
                 assert_eq!(steps, [5, 10, 15]);
+                for step in &outcome.results.steps {
+                    let f = &step.fanout;
+                    // Both senders at 50 msg/s for 0.8 s measured.
+                    assert!(f.sent > 40, "{f:?}");
+                    assert_eq!(f.expected_deliveries, f.sent * step.clients, "{f:?}");
+                }
                 assert_eq!(outcome.results.capacity_clients, Some(15));
                 tokio::task::spawn_blocking(move || server.shutdown_and_join())
                     .await

@@ -22,10 +22,6 @@ pub const LISTEN_BACKLOG: i32 = 4096;
 /// stops it reading, which pushes back on a client that floods pings.
 pub const CONTROL_CAPACITY: usize = 16;
 
-/// Most frames a writer sends before one flush (one `write` syscall carries
-/// them all, up to the write buffer size).
-pub const MAX_BATCH: usize = 64;
-
 /// Options common to both binaries: where to listen, and the shared config.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
@@ -86,10 +82,17 @@ pub struct ServerConfig {
     #[arg(long, default_value_t = 5, value_parser = at_least_one::<u64>())]
     pub shutdown_timeout_secs: u64,
 
-    /// Bytes tungstenite reads from a socket at a time (allocated per
-    /// connection, so it sets the idle memory of a connection).
-    #[arg(long, default_value_t = 8 * 1024, value_parser = at_least_one::<usize>())]
+    /// Bytes tungstenite reads from a socket at a time (allocated, and
+    /// touched, per connection: it sets most of a connection's idle memory).
+    /// A larger message still arrives whole: the buffer grows for it.
+    #[arg(long, default_value_t = 4 * 1024, value_parser = at_least_one::<usize>())]
     pub read_buffer_bytes: usize,
+
+    /// Most queued frames a writer puts into one flush, i.e. one `write`
+    /// syscall (up to the write buffer size). 1 writes each frame with its
+    /// own syscall: kept for experiments, to measure what batching saves.
+    #[arg(long, default_value_t = 64, value_parser = at_least_one::<usize>())]
+    pub max_batch_frames: usize,
 
     /// Bytes of queued frames a writer gathers before a write, on top of its
     /// flush after each batch.
@@ -144,6 +147,7 @@ impl ServerConfig {
             ("shutdown_timeout_secs", self.shutdown_timeout_secs),
             ("read_buffer_bytes", self.read_buffer_bytes as u64),
             ("write_buffer_bytes", self.write_buffer_bytes as u64),
+            ("max_batch_frames", self.max_batch_frames as u64),
         ];
         match fields.iter().find(|(_, value)| *value == 0) {
             Some((name, _)) => Err(InvalidConfig(name)),

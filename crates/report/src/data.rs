@@ -69,6 +69,16 @@ impl Config {
         self.rate_milli.map(|r| r as f64 / 1000.0)
     }
 
+    /// The senders and their rate, for one room: `4 senders @ 2 msg/s`
+    /// (the rate is each sender's).
+    pub fn senders_at_rate(self) -> String {
+        let senders = self
+            .senders
+            .map_or_else(|| "? senders".to_owned(), |s| format::plural(s, "sender"));
+        let rate = self.rate().map_or_else(|| "?".to_owned(), format::plain);
+        format!("{senders} @ {rate} msg/s")
+    }
+
     /// The load, without the clients: `1 sender/room @ 100 msg/s, 32 B`.
     pub fn load_label(self) -> String {
         let senders = self.senders.map_or_else(
@@ -143,6 +153,28 @@ impl Fanout<'_> {
     pub fn voluntary_switches_per_delivery(&self) -> Option<f64> {
         let process = self.server_process()?;
         per_delivery(process.voluntary_ctxt_switches, self.results.delivered)
+    }
+
+    /// The deliveries per second the run asked for: clients × senders per
+    /// room × rate (each message of a room goes to each of its members).
+    pub fn offered_deliveries_per_s(&self) -> Option<f64> {
+        let c = self.config();
+        Some(c.clients? as f64 * c.senders? as f64 * c.rate()?)
+    }
+
+    /// Whether every delivery owed arrived: none lost, late or owed to a
+    /// member the server closed.
+    pub fn lost_nothing(&self) -> bool {
+        let r = self.results;
+        r.lost == 0 && r.late == 0 && r.missed_by_closed == 0
+    }
+
+    /// The run, if the record is a fan-out.
+    pub fn of(record: &Record) -> Option<Fanout<'_>> {
+        match &record.results {
+            Results::Fanout(results) => Some(Fanout { record, results }),
+            _ => None,
+        }
     }
 }
 
@@ -219,10 +251,23 @@ pub enum CapacityFinding {
     NoSteps,
 }
 
-impl Capacity<'_> {
+impl<'a> Capacity<'a> {
+    /// The search, if the record is one.
+    pub fn of(record: &'a Record) -> Option<Self> {
+        match &record.results {
+            Results::Capacity(results) => Some(Capacity { record, results }),
+            _ => None,
+        }
+    }
+
     /// The server's label.
     pub fn server(&self) -> &str {
         &self.record.server
+    }
+
+    /// Its load: senders, their rate, payload (one room; no clients).
+    pub fn load(&self) -> Config {
+        Config::of(self.record).without_clients()
     }
 
     /// The latency limit, in milliseconds.
@@ -259,10 +304,23 @@ pub struct Connections<'a> {
     pub results: &'a ConnectionsResults,
 }
 
-impl Connections<'_> {
+impl<'a> Connections<'a> {
+    /// The run, if the record is a connections run.
+    pub fn of(record: &'a Record) -> Option<Self> {
+        match &record.results {
+            Results::Connections(results) => Some(Connections { record, results }),
+            _ => None,
+        }
+    }
+
     /// The server's label.
     pub fn server(&self) -> &str {
         &self.record.server
+    }
+
+    /// Whether it opened every connection asked for.
+    pub fn opened_all(&self) -> bool {
+        self.results.opened >= self.results.target
     }
 }
 
@@ -290,7 +348,11 @@ pub struct Data<'a> {
     pub connections: Vec<Connections<'a>>,
     /// Write-floor runs, in file order (no server: never a column).
     pub floors: Vec<Floor<'a>>,
-    /// Every record, in file order.
+    /// Variant runs (`params.variant`: a modified server), in file order:
+    /// kept out of everything above, compared only with the normal run
+    /// at the same parameters ([`Data::before_after`]).
+    pub variants: Vec<&'a Record>,
+    /// Every record, in file order, variants included.
     pub records: &'a [Record],
 }
 
@@ -303,6 +365,10 @@ impl<'a> Data<'a> {
             ..Data::default()
         };
         for record in records {
+            if is_variant(record) {
+                data.variants.push(record);
+                continue;
+            }
             if let Results::Floor(results) = &record.results {
                 data.floors.push(Floor { record, results });
                 continue;
@@ -426,12 +492,81 @@ impl<'a> Data<'a> {
         })
     }
 
-    /// Every record that drove a server (all but the write-floor runs), in
-    /// file order.
+    /// Every normal record that drove a server (neither a write-floor run
+    /// nor a variant), in file order.
     pub fn server_records(&self) -> impl Iterator<Item = &'a Record> + use<'a> {
-        self.records
-            .iter()
+        self.main_records()
             .filter(|r| !matches!(r.results, Results::Floor(_)))
+    }
+
+    /// Every record but the variants, in file order: what the report's
+    /// main tables, figures and caveats are made of.
+    pub fn main_records(&self) -> impl Iterator<Item = &'a Record> + use<'a> {
+        self.records.iter().filter(|r| !is_variant(r))
+    }
+
+    /// A server's fan-out run with the most deliveries per second among
+    /// those with `clients` clients in one room that lost nothing.
+    pub fn peak_run_at(&self, server: &str, clients: u64) -> Option<Fanout<'a>> {
+        self.fanouts_of(server)
+            .filter(|f| one_room_of(*f, clients) && f.lost_nothing())
+            .max_by(|a, b| {
+                a.results
+                    .deliveries_per_s
+                    .total_cmp(&b.results.deliveries_per_s)
+            })
+    }
+
+    /// The run at half the peak: among a server's other fan-out runs with
+    /// `clients` clients in one room, the one whose offered deliveries per
+    /// second are closest to half of [`Data::peak_run_at`]'s measured ones
+    /// (the first in file order on a tie).
+    pub fn half_peak_run(&self, server: &str, clients: u64) -> Option<Fanout<'a>> {
+        let peak = self.peak_run_at(server, clients)?;
+        let half = peak.results.deliveries_per_s / 2.0;
+        self.fanouts_of(server)
+            .filter(|f| one_room_of(*f, clients) && !std::ptr::eq(f.record, peak.record))
+            .filter_map(|f| Some((f, (f.offered_deliveries_per_s()? - half).abs())))
+            .filter(|(_, distance)| distance.is_finite())
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(f, _)| f)
+    }
+
+    /// A server's last connections run with this target.
+    pub fn connections_at(&self, server: &str, target: u64) -> Option<Connections<'a>> {
+        self.connections
+            .iter()
+            .copied()
+            .rfind(|c| c.server() == server && c.results.target == target)
+    }
+
+    /// Every variant run, in file order, with the normal run it is compared
+    /// with: same server, same scenario, same parameters but for timing
+    /// (warm-up, duration, hold). For a fan-out, the median (by p99) of the
+    /// normal runs that match; for a capacity search or a connections run,
+    /// the last one, as elsewhere.
+    pub fn before_after(&self) -> Vec<BeforeAfter<'a>> {
+        self.variants
+            .iter()
+            .map(|&variant| {
+                let matches: Vec<&'a Record> = self
+                    .main_records()
+                    .filter(|normal| same_parameters(variant, normal))
+                    .collect();
+                let normal = match &variant.results {
+                    Results::Fanout(_) => {
+                        median_by_p99(matches.iter().filter_map(|r| Fanout::of(r)).collect())
+                            .map(|(f, _)| f.record)
+                    }
+                    _ => matches.last().copied(),
+                };
+                BeforeAfter {
+                    variant,
+                    normal,
+                    matches: matches.len(),
+                }
+            })
+            .collect()
     }
 
     /// The write floor: the mean over the write-floor runs of the writer's
@@ -460,10 +595,11 @@ impl<'a> Data<'a> {
         Some(run.cpu_us_per_delivery()? / floor_us)
     }
 
-    /// The distinct commits the records name, in order of appearance.
+    /// The distinct commits the normal records name (variants aside), in
+    /// order of appearance.
     pub fn commits(&self) -> Vec<&'a str> {
         let mut commits: Vec<&str> = Vec::new();
-        for r in self.records {
+        for r in self.main_records() {
             if !commits.contains(&r.commit.as_str()) {
                 commits.push(&r.commit);
             }
@@ -478,6 +614,45 @@ impl<'a> Data<'a> {
         values.dedup();
         values
     }
+}
+
+/// A variant run and the normal run it is compared with.
+#[derive(Debug, Clone, Copy)]
+pub struct BeforeAfter<'a> {
+    /// The variant run: before.
+    pub variant: &'a Record,
+    /// The normal run at the same parameters, if any: after.
+    pub normal: Option<&'a Record>,
+    /// How many normal runs matched (the one shown stands for them).
+    pub matches: usize,
+}
+
+/// Whether a record is a variant run (`--variant`).
+pub fn is_variant(record: &Record) -> bool {
+    record.params.variant.is_some()
+}
+
+/// Whether a fan-out run had `clients` clients in one room.
+fn one_room_of(run: Fanout<'_>, clients: u64) -> bool {
+    let c = run.config();
+    c.clients == Some(clients) && c.rooms == Some(1)
+}
+
+/// Whether two runs are comparable as before and after: the same server,
+/// the same scenario, and the same parameters (clients, rooms, senders,
+/// rate, payload; a capacity search's SLO and steps; a connections run's
+/// target), timing aside.
+fn same_parameters(a: &Record, b: &Record) -> bool {
+    let (pa, pb) = (&a.params, &b.params);
+    let scenario = match (&a.results, &b.results) {
+        (Results::Fanout(_), Results::Fanout(_)) => true,
+        (Results::Capacity(_), Results::Capacity(_)) => {
+            (pa.slo_ms, pa.start, pa.step) == (pb.slo_ms, pb.start, pb.step)
+        }
+        (Results::Connections(x), Results::Connections(y)) => x.target == y.target,
+        _ => false,
+    };
+    scenario && a.server == b.server && Config::of(a) == Config::of(b)
 }
 
 /// The median run by p99 latency (the lower middle for an even count), with
@@ -519,7 +694,9 @@ pub fn describe(record: &Record) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testdata::{capacity_record, connections_record, fanout_record};
+    use crate::testdata::{
+        capacity_record, connections_record, fanout_load_record, fanout_record, variant,
+    };
 
     #[test]
     fn servers_own_first() {
@@ -591,5 +768,135 @@ mod tests {
         assert_eq!(anomalies.len(), 2, "{anomalies:?}");
         assert!(anomalies[0].starts_with("lost 5 of"));
         assert_eq!(data.connections.len(), 1);
+    }
+
+    #[test]
+    fn variants_are_kept_apart() {
+        let mut busy = variant(fanout_record("sync", 1000, 1), "baseline", "old commit");
+        busy.loadgen_process.cpu_utilization = 3.0;
+        busy.commit = "fe44d3d".to_owned();
+        let records = vec![
+            fanout_record("sync", 1000, 1),
+            busy,
+            variant(fanout_record("other", 10, 1), "x", "only a variant"),
+            variant(connections_record("sync", 100, 100, None), "baseline", ""),
+        ];
+        let data = Data::new(&records);
+        assert_eq!(data.servers, ["sync"], "no column for a variant-only label");
+        assert_eq!(data.fanouts.len(), 1);
+        assert!(data.connections.is_empty());
+        assert_eq!(data.variants.len(), 3);
+        assert_eq!(data.server_records().count(), 1);
+        assert_eq!(data.main_records().count(), 1);
+        assert_eq!(
+            data.commits().len(),
+            1,
+            "a variant's commit is not the run's"
+        );
+        let peak = data.loadgen_peak().expect("a normal run");
+        assert!(!is_variant(peak));
+    }
+
+    #[test]
+    fn a_variant_pairs_with_the_normal_run_at_the_same_parameters() {
+        let mut shorter = variant(fanout_record("sync", 1000, 1), "batch-1", "one frame");
+        // Timing is not a parameter that must match.
+        shorter.params.duration_s = Some(5.0);
+        shorter.params.warmup_s = Some(1.0);
+        let mut other_slo = variant(
+            capacity_record("sync", &[(100, true), (200, false)]),
+            "baseline",
+            "",
+        );
+        other_slo.params.slo_ms = Some(100.0);
+        let records = vec![
+            fanout_record("sync", 100, 1),
+            fanout_record("async", 1000, 1),
+            fanout_record("sync", 1000, 1),
+            connections_record("sync", 5000, 5000, None),
+            connections_record("sync", 10000, 10000, None),
+            capacity_record("sync", &[(100, true), (200, false)]),
+            shorter,
+            variant(fanout_record("sync", 1000, 10), "batch-1", "ten rooms"),
+            variant(
+                connections_record("sync", 10000, 10000, None),
+                "baseline",
+                "",
+            ),
+            variant(
+                capacity_record("sync", &[(100, true), (200, true)]),
+                "baseline",
+                "",
+            ),
+            other_slo,
+        ];
+        let data = Data::new(&records);
+        let pairs = data.before_after();
+        assert_eq!(pairs.len(), 5);
+        let normal = |i: usize| pairs[i].normal.map(|r| (r.server.as_str(), Config::of(r)));
+        assert_eq!(
+            normal(0),
+            Some(("sync", Config::of(&records[2]))),
+            "sync, 1,000 clients, 1 room"
+        );
+        assert_eq!(pairs[0].matches, 1);
+        assert!(normal(1).is_none(), "no normal run in 10 rooms");
+        let Some(Results::Connections(c)) = pairs[2].normal.map(|r| &r.results) else {
+            panic!("a connections run pairs with one");
+        };
+        assert_eq!(c.target, 10000);
+        assert!(std::ptr::eq(
+            pairs[3].normal.expect("same SLO and steps"),
+            &records[5]
+        ));
+        assert!(pairs[4].normal.is_none(), "another SLO is another search");
+    }
+
+    #[test]
+    fn peak_and_half_peak_at_a_thousand_clients() {
+        let mut lossy = fanout_load_record("sync", 1000, 1, 4000.0);
+        if let Results::Fanout(f) = &mut lossy.results {
+            f.lost = 1;
+        }
+        let records = vec![
+            fanout_load_record("sync", 1000, 1, 100.0),
+            fanout_load_record("sync", 1000, 1, 2000.0),
+            fanout_load_record("sync", 1000, 2, 450.0),
+            fanout_load_record("sync", 1000, 1, 1150.0),
+            lossy,
+            // More clients, or more rooms: not at 1,000 in one room.
+            fanout_load_record("sync", 2000, 1, 2000.0),
+            fanout_record("sync", 1000, 10),
+            fanout_load_record("async", 1000, 1, 100.0),
+            variant(fanout_load_record("async", 1000, 1, 8000.0), "baseline", ""),
+        ];
+        let data = Data::new(&records);
+        let peak = data.peak_run_at("sync", 1000).expect("a peak");
+        assert_eq!(peak.results.deliveries_per_s, 2_000_000.0);
+        // Half the peak is 1,000,000/s: 1,000 clients × 2 senders × 450
+        // msg/s (900,000 offered) is closer than 1 × 1,150 (1,150,000).
+        let half = data.half_peak_run("sync", 1000).expect("a half-peak run");
+        assert_eq!(half.offered_deliveries_per_s(), Some(900_000.0));
+        assert!(!std::ptr::eq(half.record, peak.record));
+        // async: one run, which is the peak; the variant is not counted.
+        let async_peak = data.peak_run_at("async", 1000).expect("a peak");
+        assert_eq!(async_peak.results.deliveries_per_s, 100_000.0);
+        assert!(data.half_peak_run("async", 1000).is_none());
+    }
+
+    #[test]
+    fn connections_at_a_target() {
+        let records = vec![
+            connections_record("sync", 10000, 7671, Some("503")),
+            connections_record("async", 10000, 10000, None),
+            connections_record("async", 20000, 20000, None),
+        ];
+        let data = Data::new(&records);
+        let sync = data.connections_at("sync", 10000).expect("a run");
+        assert!(!sync.opened_all());
+        let asynch = data.connections_at("async", 10000).expect("a run");
+        assert!(asynch.opened_all());
+        assert_eq!(asynch.results.target, 10000);
+        assert!(data.connections_at("async", 5000).is_none());
     }
 }

@@ -55,10 +55,17 @@ pub fn ms(us: u64) -> String {
 }
 
 /// A rate or other float that reads best as a plain number: `100.0` →
-/// `100`, `0.5` → `0.5`.
+/// `100`, `0.5` → `0.5`, a whole number with thousands separators: `2000.0`
+/// → `2,000`.
 pub fn plain(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{x:.0}")
+        // Whole and below 2^53: the conversion is exact.
+        let digits = count(x.abs() as u64);
+        if x < 0.0 {
+            format!("-{digits}")
+        } else {
+            digits
+        }
     } else {
         format!("{x}")
     }
@@ -137,6 +144,8 @@ mod tests {
     fn plain_numbers_and_plurals() {
         assert_eq!(plain(100.0), "100");
         assert_eq!(plain(0.5), "0.5");
+        assert_eq!(plain(2000.0), "2,000");
+        assert_eq!(plain(-3.0), "-3");
         assert_eq!(plural(1, "room"), "1 room");
         assert_eq!(plural(1000, "client"), "1,000 clients");
         assert_eq!(percent(0.0123), "1.23%");

@@ -28,6 +28,8 @@ pub struct RunDir {
     pub readme: String,
     /// Its records, in file order.
     pub records: Vec<Record>,
+    /// Its `profile.tsv`, verbatim, if it has one.
+    pub profile: Option<String>,
 }
 
 /// Every full run directory directly under `results`, sorted by name (the
@@ -94,11 +96,13 @@ pub fn read_run(dir: &Path) -> Result<RunDir> {
         || dir.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
+    let profile = fs::read_to_string(dir.join(crate::profile::PROFILE_FILE)).ok();
     Ok(RunDir {
         dir: dir.to_path_buf(),
         name,
         readme,
         records,
+        profile,
     })
 }
 

@@ -27,6 +27,7 @@ mod discussion;
 mod format;
 mod load;
 mod plots;
+mod profile;
 mod readme;
 mod report;
 mod scoreboard;

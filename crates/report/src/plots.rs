@@ -304,6 +304,15 @@ fn capacity_chart(data: &Data<'_>) -> Option<Chart> {
     let mut slos = Vec::new();
     let mut searches = data.capacities.clone();
     searches.sort_by_key(|c| data.servers.iter().position(|s| s == c.server()));
+    // The senders and their rate: in the title when every search shares
+    // them, else in each line's legend.
+    let mut loads: Vec<String> = searches
+        .iter()
+        .map(|c| c.load().senders_at_rate())
+        .collect();
+    loads.sort();
+    loads.dedup();
+    let shared_load = (loads.len() == 1).then(|| loads[0].clone());
     for search in searches {
         let points: Vec<(f64, f64)> = search
             .results
@@ -315,8 +324,16 @@ fn capacity_chart(data: &Data<'_>) -> Option<Chart> {
         if let Some(slo) = search.slo_ms() {
             slos.push(slo);
         }
+        let label = match &shared_load {
+            Some(_) => format!("{} p99", search.server()),
+            None => format!(
+                "{} p99 ({})",
+                search.server(),
+                search.load().senders_at_rate()
+            ),
+        };
         series.push(Series {
-            label: format!("{} p99", search.server()),
+            label,
             color: color_of(data, search.server()),
             dashed: false,
             marker: marker_of(data, search.server()),
@@ -337,7 +354,10 @@ fn capacity_chart(data: &Data<'_>) -> Option<Chart> {
     }
     let x_log = spans_decades([lo, hi].into_iter());
     nonempty(Chart {
-        title: "Capacity search: p99 latency at each step".to_owned(),
+        title: match &shared_load {
+            Some(load) => format!("Capacity search ({load}): p99 latency at each step"),
+            None => "Capacity search: p99 latency at each step".to_owned(),
+        },
         x: Axis {
             desc: "clients in the room".to_owned(),
             log: x_log,
@@ -724,6 +744,11 @@ mod tests {
             // Labels are real text, not missing for want of a font.
             assert!(svg.contains("<text"), "{file}");
         }
+        let capacity = fs::read_to_string(tmp.path().join(CAPACITY_PLOT)).expect("written");
+        assert!(
+            capacity.contains("Capacity search (1 sender @ 100 msg/s)"),
+            "the senders and rate are in the title"
+        );
         let latency = fs::read_to_string(tmp.path().join(LATENCY_PLOT)).expect("written");
         assert!(latency.contains("sync p99") && latency.contains("async p50"));
         assert!(latency.contains("1,000"), "clients ticks are counts");

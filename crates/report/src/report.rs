@@ -14,6 +14,7 @@ use crate::data::Data;
 use crate::discussion;
 use crate::load::{self, README_FILE, RUNS_FILE, RunDir};
 use crate::plots::{self, PLOTS_DIR, Written};
+use crate::profile;
 use crate::tables::{self, FLAG, NOT_MEASURED};
 use crate::text;
 
@@ -101,8 +102,16 @@ pub fn render(
          milliseconds. The machine, the commit and the exact commands are in \
          [`{readme_link}`]({readme_link}).\n"
     );
-    if data.records.is_empty() {
-        let _ = writeln!(out, "The run has no records: nothing was measured.");
+    if data.main_records().next().is_none() {
+        let _ = if data.variants.is_empty() {
+            writeln!(out, "The run has no records: nothing was measured.")
+        } else {
+            writeln!(
+                out,
+                "The run has only variant runs, with no normal run to compare them with: \
+                 nothing to summarise."
+            )
+        };
     } else {
         out.push_str(&tables::summary(data));
     }
@@ -130,8 +139,18 @@ pub fn render(
         out.push_str(&tables::connections_runs(data));
     }
 
+    if !data.variants.is_empty() {
+        out.push_str("\n## Before and after\n\n");
+        out.push_str(&text::before_after(data));
+    }
+
     out.push_str("\n## Write floor\n\n");
     out.push_str(&text::write_floor(data));
+
+    out.push_str("\n## Where the CPU goes\n\n");
+    out.push_str(&profile::render(&profile::parse(
+        run.profile.as_deref().unwrap_or_default(),
+    )));
 
     out.push_str("\n## Plots\n\n");
     for (file, what) in [
@@ -210,7 +229,8 @@ fn demote_headings(markdown: &str, levels: usize) -> String {
 mod tests {
     use super::*;
     use crate::testdata::{
-        TempDir, capacity_record, connections_record, fanout_record, floor_record, write_run,
+        TempDir, capacity_record, connections_record, fanout_record, floor_record, variant,
+        write_run,
     };
     use chat_loadgen::record::Results;
 
@@ -408,5 +428,89 @@ mod tests {
         );
         // The floor's busy load generator is not the servers' caveat.
         assert!(!md.contains("peaked at 1.90 cores"), "{md}");
+    }
+
+    #[test]
+    fn variant_runs_appear_only_before_and_after() {
+        let tmp = TempDir::new("report-variants");
+        let results = tmp.path();
+        let run = results.join("2025-06-01-box");
+        let mut records = vec![floor_record(5.0)];
+        records.extend(full_run());
+        let mut baseline = variant(
+            fanout_record("async", 1000, 1),
+            "baseline",
+            "built from commit fe44d3d, before the performance work",
+        );
+        if let Results::Fanout(f) = &mut baseline.results {
+            // A throughput no normal run has, and a loss no normal run had.
+            f.deliveries_per_s = 777_777.0;
+            f.lost = 3;
+        }
+        baseline.loadgen_process.cpu_utilization = 3.5;
+        baseline
+            .warnings
+            .push("LOSS: 3 of 1,000,000 expected deliveries never arrived".to_owned());
+        records.push(baseline);
+        records.push(variant(
+            connections_record("async", 2000, 2000, None),
+            "batch-1",
+            "`--max-batch-frames 1`: one frame per write",
+        ));
+        write_run(&run, &records, README);
+        let generated = generate(results, Some(&run)).expect("generate");
+        let md = fs::read_to_string(&generated.report).expect("report");
+
+        let order = [
+            "### Idle connections",
+            "## Before and after",
+            "### Fan-out: before and after",
+            "### Idle connections: before and after",
+            "## Write floor",
+        ];
+        let positions: Vec<usize> = order
+            .iter()
+            .map(|h| md.find(h).unwrap_or_else(|| panic!("{h} missing")))
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+        let (main, rest) = md.split_at(positions[1]);
+        let section = &rest[..positions[4] - positions[1]];
+        assert!(
+            section.contains(
+                "Before and after were measured in the same run, on the same machine, minutes \
+                 apart: ratios, not absolute numbers, are the finding."
+            ),
+            "{section}"
+        );
+        assert!(
+            section.contains("| ⚠ **`baseline`** | built from commit fe44d3d"),
+            "{section}"
+        );
+        assert!(section.contains("777,777 → 100,000"), "{section}");
+        assert!(
+            section.contains("| `batch-1` | `--max-batch-frames 1`: one frame per write | async"),
+            "{section}"
+        );
+        assert!(
+            section.contains("- ⚠ `baseline`, async fan-out, 1,000 clients"),
+            "{section}"
+        );
+        assert!(section.contains("before: lost 3 of"), "{section}");
+        assert!(
+            section.contains("the load generator warned: LOSS: 3 of"),
+            "{section}"
+        );
+        // Nowhere else: not a peak, not a caveat, not counted as a fan-out.
+        let after_section = &rest[positions[4] - positions[1]..];
+        for text in [main, after_section] {
+            assert!(!text.contains("777,777"));
+            assert!(!text.contains("baseline"));
+            assert!(!text.contains("3.50 cores"));
+        }
+        assert!(
+            md.contains("15 runs (7 fan-out, 2 capacity, 3 connections, 1 write-floor, 2 variant)"),
+            "{md}"
+        );
+        assert!(md.contains("**⚠ 1 fan-out run lost deliveries: see the caveats.**"));
     }
 }

@@ -7,11 +7,16 @@
 
 use chat_loadgen::record::ProcessSample;
 
-use crate::data::{CapacityFinding, Config, Data, Fanout};
+use crate::compare::{Better, Outcome, outcome, tie_text};
+use crate::data::{BeforeAfter, Capacity, CapacityFinding, Connections, Data, Fanout};
 use crate::format;
 
 /// Shown where a server has no run for a row.
 pub const NOT_MEASURED: &str = "not measured";
+/// The room size of the summary's peak and half-peak rows.
+const PEAK_CLIENTS: u64 = 1000;
+/// The connection count of the summary's RSS-per-idle-connection row.
+const IDLE_CONNECTIONS: u64 = 10_000;
 /// Marks a run whose deliveries were not exactly what was owed.
 pub const FLAG: &str = "⚠";
 
@@ -108,6 +113,63 @@ pub fn summary(data: &Data<'_>) -> String {
         },
     );
 
+    let peak_clients = format::count(PEAK_CLIENTS);
+    row(
+        format!(
+            "**Peak deliveries/s at {peak_clients} clients in one room** (max over the fan-out \
+             runs with {peak_clients} clients in 1 room that lost nothing; the senders, the rate \
+             per sender and the load generator's own CPU at that run)"
+        ),
+        &|s| {
+            let Some(run) = data.peak_run_at(s, PEAK_CLIENTS) else {
+                let lossy = data
+                    .fanouts_of(s)
+                    .filter(|f| f.config().clients == Some(PEAK_CLIENTS))
+                    .filter(|f| f.config().rooms == Some(1))
+                    .count();
+                return (lossy > 0).then(|| {
+                    format!(
+                        "{NOT_MEASURED} without loss ({FLAG} {} lost deliveries)",
+                        if lossy == 1 {
+                            "its one run".to_owned()
+                        } else {
+                            format!("all {lossy} runs")
+                        }
+                    )
+                });
+            };
+            let mut cell = format!(
+                "{} ({}; loadgen {} cores)",
+                format::sig(run.results.deliveries_per_s),
+                run.config().senders_at_rate(),
+                format::sig(run.record.loadgen_process.cpu_utilization)
+            );
+            push_flag(&mut cell, run);
+            Some(cell)
+        },
+    );
+    row(
+        format!(
+            "**p99 at half the peak rate ({peak_clients} clients)**: p50 / p99, ms, of the other \
+             run with {peak_clients} clients in 1 room whose offered deliveries/s (clients × \
+             senders × rate) are closest to half the peak above"
+        ),
+        &|s| {
+            let run = data.half_peak_run(s, PEAK_CLIENTS)?;
+            let l = &run.results.latency_us;
+            let mut cell = format!(
+                "{} / {} ({}: {} deliveries/s offered)",
+                format::ms(l.p50_us),
+                format::ms(l.p99_us),
+                run.config().senders_at_rate(),
+                run.offered_deliveries_per_s()
+                    .map_or_else(|| "?".to_owned(), format::sig)
+            );
+            push_flag(&mut cell, run);
+            Some(cell)
+        },
+    );
+
     for config in data.configs() {
         row(
             format!("**Fan-out latency** p50 / p99 / p99.9, ms: {config}"),
@@ -121,30 +183,21 @@ pub fn summary(data: &Data<'_>) -> String {
     let first_capacity = data.capacities.first();
     let slo = first_capacity.and_then(|c| c.slo_ms());
     let capacity_label = match first_capacity {
-        Some(c) => format!(
-            "**Capacity at the SLO**: most clients in one room with p99 ≤ {} ms and no loss ({})",
+        Some(_) => format!(
+            "**Capacity at the SLO**: most clients in one room with p99 ≤ {} ms and no loss \
+             (in brackets: the search's senders @ each one's rate)",
             slo.map_or_else(|| "?".to_owned(), format::plain),
-            Config::of(c.record).without_clients().load_label()
         ),
         None => "**Capacity at the SLO**: most clients in one room within the p99 limit".to_owned(),
     };
     row(capacity_label, &|s| {
         let c = data.capacity_of(s)?;
-        let mut cell = match c.finding() {
-            CapacityFinding::Held(n) => format!("{} clients", format::count(n)),
-            CapacityFinding::AtLeast(n) => {
-                format!("≥ {} clients (every step held)", format::count(n))
-            }
-            CapacityFinding::Below(n) => {
-                format!("< {} clients (no step held)", format::count(n))
-            }
-            CapacityFinding::NoSteps => "no step run".to_owned(),
-        };
+        let mut notes = vec![c.load().senders_at_rate()];
         if c.slo_ms() != slo {
             let own = c.slo_ms().map_or_else(|| "?".to_owned(), format::plain);
-            cell.push_str(&format!(" (p99 ≤ {own} ms)"));
+            notes.push(format!("p99 ≤ {own} ms"));
         }
-        Some(cell)
+        Some(capacity_cell(c, &notes))
     });
 
     row(
@@ -163,6 +216,24 @@ pub fn summary(data: &Data<'_>) -> String {
         let run = data.largest_connections_run(s)?;
         run.results.rss_per_connection_kib.map(format::sig)
     });
+    let idle = format::count(IDLE_CONNECTIONS);
+    row(
+        format!(
+            "**RSS per idle connection at {idle} connections**, KiB (the connections run with a \
+             target of {idle}, if it opened them all)"
+        ),
+        &|s| {
+            let run = data.connections_at(s, IDLE_CONNECTIONS)?;
+            if !run.opened_all() {
+                return Some(format!(
+                    "{NOT_MEASURED} (opened {} of {})",
+                    format::count(run.results.opened),
+                    format::count(run.results.target)
+                ));
+            }
+            run.results.rss_per_connection_kib.map(format::sig)
+        },
+    );
     row(
         "**Server CPU s per 1,000 deliveries** (at the peak-throughput run)".to_owned(),
         &|s| {
@@ -306,6 +377,7 @@ pub fn capacity_steps(data: &Data<'_>) -> String {
     let mut table = Table::new(&[
         ("server", false),
         ("SLO p99, ms", true),
+        ("senders @ rate", false),
         ("clients", true),
         ("held", false),
         ("p50, ms", true),
@@ -323,6 +395,7 @@ pub fn capacity_steps(data: &Data<'_>) -> String {
                 search
                     .slo_ms()
                     .map_or_else(|| "?".to_owned(), format::plain),
+                search.load().senders_at_rate(),
                 format::count(step.clients),
                 if step.held { "yes" } else { "**no**" }.to_owned(),
                 format::ms(f.latency_us.p50_us),
@@ -439,6 +512,252 @@ pub fn floor_runs(data: &Data<'_>) -> String {
     table.render()
 }
 
+/// A figure before (the variant run) and after (the normal run), and how
+/// after compares: `0.0200 → 0.0100 (2.00× better)`. The factor is the
+/// better value over the worse one, so above 1 whichever way the figure is
+/// better; under the tie threshold, `about the same`.
+fn change_cell(
+    before: Option<f64>,
+    after: Option<Option<f64>>,
+    better: Better,
+    show: fn(f64) -> String,
+) -> String {
+    let dash = || "—".to_owned();
+    let before_text = before.map_or_else(dash, show);
+    let Some(after) = after else {
+        // No normal run to compare with: said in the parameters cell.
+        return format!("{before_text} → —");
+    };
+    let after_text = after.map_or_else(dash, show);
+    let verdict = match (before, after) {
+        (Some(b), Some(a)) if b.is_finite() && a.is_finite() => {
+            match outcome(("after", a), ("before", b), better) {
+                Outcome::Tie => format!(" (about the same, within {})", tie_text()),
+                Outcome::Wins(w, f) => {
+                    let word = if w == "after" { "better" } else { "worse" };
+                    if f.is_finite() {
+                        format!(" ({}× {word})", format::sig(f))
+                    } else {
+                        format!(" ({word}; one of them is zero)")
+                    }
+                }
+            }
+        }
+        _ => String::new(),
+    };
+    format!("{before_text} → {after_text}{verdict}")
+}
+
+/// The first three cells of a before-and-after row: the variant (flagged
+/// when either run lost, duplicated or reordered deliveries, or failed
+/// connections), its note, the server.
+fn variant_cells(data: &Data<'_>, pair: BeforeAfter<'_>, flagged: bool) -> Vec<String> {
+    let p = &pair.variant.params;
+    let name = format!(
+        "`{}`",
+        p.variant.as_deref().unwrap_or("?").replace('`', "'")
+    );
+    let mut note = p
+        .variant_note
+        .as_deref()
+        .filter(|n| !n.trim().is_empty())
+        .map_or_else(|| "—".to_owned(), |n| format::cell_text(n, 200));
+    if !data.commits().contains(&pair.variant.commit.as_str()) {
+        let short: String = pair.variant.commit.chars().take(12).collect();
+        note.push_str(&format!(
+            " (recorded at commit `{}`)",
+            format::cell_text(&short, 12).replace('`', "'")
+        ));
+    }
+    vec![
+        if flagged {
+            format!("{FLAG} **{name}**")
+        } else {
+            name
+        },
+        note,
+        pair.variant.server.clone(),
+    ]
+}
+
+/// The parameters cell: the run's parameters in words, then which normal
+/// run is after, or that there is none.
+fn parameters_cell(words: String, pair: BeforeAfter<'_>, repeats: &str) -> String {
+    match (pair.normal, pair.matches) {
+        (None, _) => format!("{words}; **no normal run with these parameters**"),
+        (Some(_), 0 | 1) => words,
+        (Some(_), n) => format!("{words}; after: {repeats} {n} normal runs"),
+    }
+}
+
+/// Fan-out variant runs beside the normal runs: server CPU per 1,000
+/// deliveries, deliveries per second, p99.
+pub fn before_after_fanouts(data: &Data<'_>, pairs: &[BeforeAfter<'_>]) -> String {
+    let mut table = Table::new(&[
+        ("variant", false),
+        ("note", false),
+        ("server", false),
+        ("parameters", false),
+        ("server CPU s / 1,000 deliveries", true),
+        ("deliveries/s", true),
+        ("p99, ms", true),
+    ]);
+    for &pair in pairs {
+        let Some(before) = Fanout::of(pair.variant) else {
+            continue;
+        };
+        let after = pair.normal.and_then(Fanout::of);
+        let flagged =
+            !before.anomalies().is_empty() || after.is_some_and(|a| !a.anomalies().is_empty());
+        let cpu = |f: Fanout<'_>| f.server_process().and_then(|p| p.cpu_s_per_1000_deliveries);
+        let p99 = |f: Fanout<'_>| Some(f.results.latency_us.p99_us as f64 / 1000.0);
+        let rate = |f: Fanout<'_>| Some(f.results.deliveries_per_s);
+        let mut row = variant_cells(data, pair, flagged);
+        row.push(parameters_cell(
+            before.config().to_string(),
+            pair,
+            "median of",
+        ));
+        row.push(change_cell(
+            cpu(before),
+            after.map(cpu),
+            Better::Lower,
+            format::sig,
+        ));
+        row.push(change_cell(
+            rate(before),
+            after.map(rate),
+            Better::Higher,
+            format::sig,
+        ));
+        row.push(change_cell(
+            p99(before),
+            after.map(p99),
+            Better::Lower,
+            format::sig,
+        ));
+        table.push(row);
+    }
+    table.render()
+}
+
+/// Capacity searches of variants beside the normal ones: the clients held
+/// at the SLO.
+pub fn before_after_capacities(data: &Data<'_>, pairs: &[BeforeAfter<'_>]) -> String {
+    let mut table = Table::new(&[
+        ("variant", false),
+        ("note", false),
+        ("server", false),
+        ("parameters", false),
+        ("clients held at the SLO", true),
+    ]);
+    for &pair in pairs {
+        let Some(before) = Capacity::of(pair.variant) else {
+            continue;
+        };
+        let after = pair.normal.and_then(Capacity::of);
+        let p = &pair.variant.params;
+        let load = before.load();
+        let words = format!(
+            "1 room, {}, {} B; p99 ≤ {} ms; steps of {} clients from {}",
+            load.senders_at_rate(),
+            load.payload.map_or_else(|| "?".to_owned(), format::count),
+            before
+                .slo_ms()
+                .map_or_else(|| "?".to_owned(), format::plain),
+            p.step.map_or_else(|| "?".to_owned(), format::count),
+            p.start.map_or_else(|| "?".to_owned(), format::count),
+        );
+        let mut row = variant_cells(data, pair, false);
+        row.push(parameters_cell(words, pair, "the last of"));
+        row.push(capacity_change(before, after));
+        table.push(row);
+    }
+    table.render()
+}
+
+/// Clients held before and after. A search that never failed gives only a
+/// lower bound, one where no step held an upper bound: a factor is given
+/// only where the bounds fix it (`≥` when one side is a lower bound).
+fn capacity_change(before: Capacity<'_>, after: Option<Capacity<'_>>) -> String {
+    use CapacityFinding::{AtLeast, Below, Held, NoSteps};
+    let short = |c: Capacity<'_>| match c.finding() {
+        Held(n) => format::count(n),
+        AtLeast(n) => format!("≥ {}", format::count(n)),
+        Below(n) => format!("< {}", format::count(n)),
+        NoSteps => "no step".to_owned(),
+    };
+    let Some(after) = after else {
+        return format!("{} → —", short(before));
+    };
+    let factor = |hi: u64, lo: u64| format::sig(hi as f64 / lo as f64);
+    let verdict = match (before.finding(), after.finding()) {
+        (Held(b), Held(a)) => {
+            return change_cell(Some(b as f64), Some(Some(a as f64)), Better::Higher, |n| {
+                format::count(n as u64)
+            });
+        }
+        (Held(b), AtLeast(a)) if a > b && b > 0 => format!("≥ {}× better", factor(a, b)),
+        (AtLeast(b), Held(a)) if b > a && a > 0 => format!("≥ {}× worse", factor(b, a)),
+        _ => "no factor: a search that never failed or never held gives only a bound".to_owned(),
+    };
+    format!("{} → {} ({verdict})", short(before), short(after))
+}
+
+/// Connections runs of variants beside the normal ones: resident memory
+/// per idle connection.
+pub fn before_after_connections(data: &Data<'_>, pairs: &[BeforeAfter<'_>]) -> String {
+    let mut table = Table::new(&[
+        ("variant", false),
+        ("note", false),
+        ("server", false),
+        ("parameters", false),
+        ("RSS / connection, KiB", true),
+    ]);
+    for &pair in pairs {
+        let Some(before) = Connections::of(pair.variant) else {
+            continue;
+        };
+        let after = pair.normal.and_then(Connections::of);
+        let flagged = !before.opened_all() || after.is_some_and(|a| !a.opened_all());
+        let rss = |c: Connections<'_>| c.results.rss_per_connection_kib;
+        let words = format!("{} idle connections", format::count(before.results.target));
+        let mut row = variant_cells(data, pair, flagged);
+        row.push(parameters_cell(words, pair, "the last of"));
+        row.push(change_cell(
+            rss(before),
+            after.map(rss),
+            Better::Lower,
+            format::sig,
+        ));
+        table.push(row);
+    }
+    table.render()
+}
+
+/// What a capacity search found, with notes in brackets: `1,100 clients (1
+/// sender @ 100 msg/s)`, `≥ 4,900 clients (…; every step held)`.
+fn capacity_cell(c: Capacity<'_>, notes: &[String]) -> String {
+    let mut notes = notes.to_vec();
+    let found = match c.finding() {
+        CapacityFinding::Held(n) => format!("{} clients", format::count(n)),
+        CapacityFinding::AtLeast(n) => {
+            notes.push("every step held".to_owned());
+            format!("≥ {} clients", format::count(n))
+        }
+        CapacityFinding::Below(n) => {
+            notes.push("no step held".to_owned());
+            format!("< {} clients", format::count(n))
+        }
+        CapacityFinding::NoSteps => "no step run".to_owned(),
+    };
+    if notes.is_empty() {
+        found
+    } else {
+        format!("{found} ({})", notes.join("; "))
+    }
+}
+
 /// Where a server's column sits: the order of [`Data::servers`].
 fn server_rank(data: &Data<'_>, server: &str) -> usize {
     data.servers
@@ -450,7 +769,10 @@ fn server_rank(data: &Data<'_>, server: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testdata::{capacity_record, connections_record, fanout_record, floor_record};
+    use crate::testdata::{
+        capacity_record, connections_record, fanout_load_record, fanout_record, floor_record,
+        variant,
+    };
     use chat_loadgen::record::Results;
 
     fn sample() -> Vec<chat_loadgen::record::Record> {
@@ -495,7 +817,10 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| 100 clients | ≥ 200 clients (every step held) |"),
+            md.contains(
+                "| 100 clients (1 sender @ 100 msg/s) \
+                 | ≥ 200 clients (1 sender @ 100 msg/s; every step held) |"
+            ),
             "{md}"
         );
         assert!(
@@ -534,7 +859,10 @@ mod tests {
         );
         let steps = capacity_steps(&data);
         assert_eq!(steps.lines().count(), 6, "{steps}");
-        assert!(steps.contains("| sync | 50 | 200 | **no** |"), "{steps}");
+        assert!(
+            steps.contains("| sync | 50 | 1 sender @ 100 msg/s | 200 | **no** |"),
+            "{steps}"
+        );
         let conns = connections_runs(&data);
         assert!(
             conns.contains("| ⚠ **sync** | 1,000 | 800 | 200 | 800 |"),
@@ -605,5 +933,188 @@ mod tests {
             "{md}"
         );
         assert!(fanout_runs(&data).contains("| 0.0200 | — |"));
+    }
+
+    #[test]
+    fn summary_rows_at_a_thousand_clients_and_ten_thousand_connections() {
+        let mut capacity = capacity_record("async", &[(100, true), (200, false)]);
+        capacity.params.senders_per_room = Some(4);
+        capacity.params.rate_per_s = Some(2.0);
+        let records = vec![
+            fanout_load_record("sync", 1000, 1, 100.0),
+            fanout_load_record("sync", 1000, 1, 2000.0),
+            fanout_load_record("sync", 1000, 1, 1000.0),
+            fanout_load_record("async", 1000, 1, 100.0),
+            // A variant delivering more is no peak of the run's.
+            variant(fanout_load_record("async", 1000, 1, 8000.0), "baseline", ""),
+            capacity,
+            connections_record("sync", 10000, 7671, Some("503")),
+            connections_record("async", 10000, 10000, None),
+        ];
+        let data = Data::new(&records);
+        let md = summary(&data);
+        assert!(md.starts_with("|  | sync | async |\n"), "{md}");
+        let row = |label: &str| {
+            md.lines()
+                .find(|l| l.starts_with(&format!("| **{label}**")))
+                .unwrap_or_else(|| panic!("no row {label}: {md}"))
+                .to_owned()
+        };
+        assert!(
+            row("Peak deliveries/s at 1,000 clients in one room").ends_with(
+                "| 2,000,000 (1 sender @ 2,000 msg/s; loadgen 0.600 cores) \
+                 | 100,000 (1 sender @ 100 msg/s; loadgen 0.600 cores) |"
+            ),
+            "{md}"
+        );
+        // sync: half of 2,000,000 is the run at 1,000 msg/s (p50 1.2 ms,
+        // p99 4.8 ms); async has only its peak run.
+        assert!(
+            row("p99 at half the peak rate (1,000 clients)").ends_with(
+                "| 1.20 / 4.80 (1 sender @ 1,000 msg/s: 1,000,000 deliveries/s offered) \
+                 | not measured |"
+            ),
+            "{md}"
+        );
+        assert!(
+            row("RSS per idle connection at 10,000 connections")
+                .ends_with("| not measured (opened 7,671 of 10,000) | 12.0 |"),
+            "{md}"
+        );
+        assert!(
+            row("Capacity at the SLO")
+                .ends_with("| not measured | 100 clients (4 senders @ 2 msg/s) |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn a_peak_that_lost_deliveries_is_not_a_peak() {
+        let mut lossy = fanout_record("sync", 1000, 1);
+        if let Results::Fanout(f) = &mut lossy.results {
+            f.late = 10;
+        }
+        let records = vec![lossy];
+        let md = summary(&Data::new(&records));
+        assert!(
+            md.contains("| not measured without loss (⚠ its one run lost deliveries) |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn before_and_after_one_row_per_variant() {
+        let mut slow = variant(
+            fanout_record("sync", 1000, 1),
+            "baseline",
+            "built from commit fe44d3d, before the performance work",
+        );
+        if let Some(p) = &mut slow.server_process {
+            p.cpu_s_per_1000_deliveries = Some(0.04);
+        }
+        if let Results::Fanout(f) = &mut slow.results {
+            f.latency_us.p99_us = 9700;
+        }
+        let mut fat = variant(
+            connections_record("sync", 1000, 1000, None),
+            "baseline",
+            "old | commit",
+        );
+        let mut lean = variant(connections_record("async", 1000, 1000, None), "lean", "");
+        for (r, kib) in [(&mut fat, 80.0), (&mut lean, 6.0)] {
+            if let Results::Connections(c) = &mut r.results {
+                c.rss_per_connection_kib = Some(kib);
+            }
+        }
+        let records = vec![
+            fanout_record("sync", 1000, 1),
+            connections_record("sync", 1000, 1000, None),
+            connections_record("async", 1000, 1000, None),
+            capacity_record("sync", &[(100, true), (200, true), (300, false)]),
+            slow,
+            variant(
+                fanout_record("sync", 500, 1),
+                "batch-1",
+                "one frame per write",
+            ),
+            fat,
+            lean,
+            variant(
+                capacity_record("sync", &[(100, true), (200, false)]),
+                "baseline",
+                "",
+            ),
+        ];
+        let data = Data::new(&records);
+        let pairs = data.before_after();
+        let fanouts = before_after_fanouts(&data, &pairs);
+        // Header, rule, two fan-out variants (the others are skipped).
+        assert_eq!(fanouts.lines().count(), 4, "{fanouts}");
+        assert!(
+            fanouts.contains(
+                "| `baseline` | built from commit fe44d3d, before the performance work | sync \
+                 | 1,000 clients in 1 room, 1 sender/room @ 100 msg/s, 32 B \
+                 | 0.0400 → 0.0200 (2.00× better) \
+                 | 100,000 → 100,000 (about the same, within 5%) \
+                 | 9.70 → 4.80 (2.02× better) |"
+            ),
+            "{fanouts}"
+        );
+        assert!(
+            fanouts.contains(
+                "| `batch-1` | one frame per write | sync | 500 clients in 1 room, \
+                 1 sender/room @ 100 msg/s, 32 B; **no normal run with these parameters** \
+                 | 0.0200 → — |"
+            ),
+            "{fanouts}"
+        );
+        let conns = before_after_connections(&data, &pairs);
+        assert!(
+            conns.contains(
+                "| `baseline` | old \\| commit | sync | 1,000 idle connections \
+                 | 80.0 → 40.0 (2.00× better) |"
+            ),
+            "{conns}"
+        );
+        assert!(
+            conns.contains(
+                "| `lean` | — | async | 1,000 idle connections | 6.00 → 12.0 (2.00× worse) |"
+            ),
+            "{conns}"
+        );
+        let caps = before_after_capacities(&data, &pairs);
+        assert!(
+            caps.contains(
+                "| 1 room, 1 sender @ 100 msg/s, 32 B; p99 ≤ 50 ms; steps of 100 clients from \
+                 100 | 100 → 200 (2.00× better) |"
+            ),
+            "{caps}"
+        );
+        // Nothing of the variants in the main tables.
+        assert!(!fanout_runs(&data).contains("| 500 |"));
+        assert!(!fanout_runs(&data).contains("9.70"));
+        assert_eq!(connections_runs(&data).lines().count(), 4);
+    }
+
+    #[test]
+    fn capacity_bounds_give_a_factor_only_where_they_fix_one() {
+        let search = |steps: &[(u64, bool)]| capacity_record("sync", steps);
+        let held_100 = search(&[(100, true), (200, false)]);
+        let at_least_300 = search(&[(100, true), (200, true), (300, true)]);
+        let below_100 = search(&[(100, false)]);
+        let cap = |r| Capacity::of(r).expect("a search");
+        assert_eq!(
+            capacity_change(cap(&held_100), Some(cap(&at_least_300))),
+            "100 → ≥ 300 (≥ 3.00× better)"
+        );
+        assert_eq!(
+            capacity_change(cap(&at_least_300), Some(cap(&held_100))),
+            "≥ 300 → 100 (≥ 3.00× worse)"
+        );
+        assert!(
+            capacity_change(cap(&below_100), Some(cap(&held_100)))
+                .starts_with("< 100 → 100 (no factor")
+        );
+        assert_eq!(capacity_change(cap(&held_100), None), "100 → —");
     }
 }

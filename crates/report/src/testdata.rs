@@ -157,6 +157,33 @@ pub fn fanout_record(server: &str, clients: u64, rooms: u64) -> Record {
     r
 }
 
+/// A clean fan-out run with `clients` clients in one room and `senders`
+/// senders at `rate` messages per second each, 10 s measured: it delivers
+/// what it offers, clients × senders × rate per second.
+pub fn fanout_load_record(server: &str, clients: u64, senders: u64, rate: f64) -> Record {
+    let mut r = fanout_record(server, clients, 1);
+    r.params.senders_per_room = Some(senders);
+    r.params.rate_per_s = Some(rate);
+    let sent = (senders as f64 * rate * 10.0).round() as u64;
+    let delivered = sent * clients;
+    if let Results::Fanout(f) = &mut r.results {
+        f.sent = sent;
+        f.expected_deliveries = delivered;
+        f.delivered = delivered;
+        f.messages_per_s = sent as f64 / 10.0;
+        f.deliveries_per_s = delivered as f64 / 10.0;
+    }
+    r.server_process = Some(process(server, clients, delivered));
+    r
+}
+
+/// The record as a variant run: `--variant name --variant-note note`.
+pub fn variant(mut record: Record, name: &str, note: &str) -> Record {
+    record.params.variant = Some(name.to_owned());
+    record.params.variant_note = Some(note.to_owned());
+    record
+}
+
 /// A capacity search over the given steps (clients, held).
 pub fn capacity_record(server: &str, steps: &[(u64, bool)]) -> Record {
     let params = Params {

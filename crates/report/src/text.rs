@@ -6,7 +6,10 @@
 
 use std::fmt::Write as _;
 
-use crate::data::{CapacityFinding, Data, anomalies, describe};
+use chat_loadgen::record::{Record, Results};
+
+use crate::compare;
+use crate::data::{BeforeAfter, CapacityFinding, Data, anomalies, describe};
 use crate::format;
 use crate::readme;
 use crate::tables::{self, FLAG, NOT_MEASURED};
@@ -30,6 +33,7 @@ pub fn summary(data: &Data<'_>, run_name: &str) -> String {
         (data.capacities.len(), "capacity"),
         (data.connections.len(), "connections"),
         (data.floors.len(), "write-floor"),
+        (data.variants.len(), "variant"),
     ]
     .iter()
     .filter(|(n, _)| *n > 0)
@@ -74,12 +78,13 @@ pub fn summary(data: &Data<'_>, run_name: &str) -> String {
     }
     if let Some(caps) = per_server(&|s| {
         let c = data.capacity_of(s)?;
-        Some(match c.finding() {
+        let found = match c.finding() {
             CapacityFinding::Held(n) => format::count(n),
             CapacityFinding::AtLeast(n) => format!("≥ {}", format::count(n)),
             CapacityFinding::Below(n) => format!("< {}", format::count(n)),
             CapacityFinding::NoSteps => "no step".to_owned(),
-        })
+        };
+        Some(format!("{found} ({})", c.load().senders_at_rate()))
     }) {
         let slo = data
             .capacities
@@ -191,8 +196,8 @@ pub fn method(data: &Data<'_>) -> String {
          rate, every member (sender included) receives every message of its room. Each \
          delivery is checked: lost (not arrived by the end of the drain), duplicated, out \
          of order per sender, and every member's order against the room's.\n  \
-         - *capacity*: fan-out in one room at a fixed load, stepping the number of clients \
-         up; a step holds when its p99 is within the SLO and nothing went wrong (no loss, \
+         - *capacity*: fan-out in one room at a fixed load (a fixed number of senders, each \
+         at a fixed rate), stepping the number of clients up; a step holds when its p99 is within the SLO and nothing went wrong (no loss, \
          error replies, closes or failed connections). The \
          capacity is the largest step that held.\n",
     );
@@ -266,6 +271,107 @@ pub fn write_floor(data: &Data<'_>) -> String {
         out.push_str(
             "\nNo floor run measured 1 frame per write: the multiples are not computed.\n",
         );
+    }
+    out
+}
+
+/// The before-and-after section: every variant run beside the normal run
+/// with the same parameters, one table per scenario, then what went wrong
+/// in either run.
+pub fn before_after(data: &Data<'_>) -> String {
+    let mut out = String::new();
+    let pairs = data.before_after();
+    let _ = writeln!(
+        out,
+        "Each row is a variant run: an experiment on a modified server (binaries built from \
+         another commit, a non-default flag; its note says which), recorded with \
+         `chat-loadgen … --variant NAME --variant-note TEXT`. It is set beside the normal run \
+         of the same server and scenario with the same parameters (clients, rooms, senders, \
+         rate, payload; a capacity search's SLO and steps; a connections run's target; \
+         warm-up, duration and hold may differ). **Before** is the variant run, **after** the \
+         normal run, the one the rest of this report shows; variant runs appear nowhere else \
+         in it. Each cell reads `before → after (factor)`, the factor being the better value \
+         over the worse: `better` when after is better (lower CPU, p99 and RSS: before ÷ \
+         after; more deliveries/s and clients held: after ÷ before), `worse` when it is \
+         worse, `about the same` when they differ by less than {}. Before and after were measured in the same run, on \
+         the same machine, minutes apart: ratios, not absolute numbers, are the finding.",
+        compare::tie_text()
+    );
+    let of = |want: fn(&Results) -> bool| -> Vec<BeforeAfter<'_>> {
+        pairs
+            .iter()
+            .copied()
+            .filter(|p| want(&p.variant.results))
+            .collect()
+    };
+    type Render = fn(&Data<'_>, &[BeforeAfter<'_>]) -> String;
+    let sections: [(&str, Vec<BeforeAfter<'_>>, Render); 3] = [
+        (
+            "Fan-out",
+            of(|r| matches!(r, Results::Fanout(_))),
+            tables::before_after_fanouts,
+        ),
+        (
+            "Capacity",
+            of(|r| matches!(r, Results::Capacity(_))),
+            tables::before_after_capacities,
+        ),
+        (
+            "Idle connections",
+            of(|r| matches!(r, Results::Connections(_))),
+            tables::before_after_connections,
+        ),
+    ];
+    for (what, pairs, render) in sections {
+        if !pairs.is_empty() {
+            let _ = writeln!(out, "\n### {what}: before and after\n");
+            out.push_str(&render(data, &pairs));
+        }
+    }
+    let mut notes = Vec::new();
+    for pair in &pairs {
+        let name = pair.variant.params.variant.as_deref().unwrap_or("?");
+        let problems = |r: &Record| -> Vec<String> {
+            match &r.results {
+                Results::Fanout(f) => anomalies(f),
+                Results::Connections(c) if c.failed > 0 || c.held < c.target => vec![format!(
+                    "{} of {} connections failed, {} held",
+                    format::count(c.failed),
+                    format::count(c.target),
+                    format::count(c.held)
+                )],
+                _ => Vec::new(),
+            }
+        };
+        let before = problems(pair.variant);
+        let after = pair.normal.map(problems).unwrap_or_default();
+        if !before.is_empty() || !after.is_empty() {
+            let side = |label: &str, p: &[String]| {
+                (!p.is_empty()).then(|| format!("{label}: {}", p.join("; ")))
+            };
+            let parts: Vec<String> = [side("before", &before), side("after", &after)]
+                .into_iter()
+                .flatten()
+                .collect();
+            notes.push(format!(
+                "{FLAG} `{name}`, {}: {}.",
+                describe(pair.variant),
+                parts.join("; ")
+            ));
+        }
+        for w in &pair.variant.warnings {
+            notes.push(format!(
+                "`{name}`, {}: the load generator warned: {}",
+                describe(pair.variant),
+                w.trim()
+            ));
+        }
+    }
+    if !notes.is_empty() {
+        out.push('\n');
+        for n in notes {
+            let _ = writeln!(out, "- {n}");
+        }
     }
     out
 }
@@ -358,8 +464,7 @@ pub fn caveats(data: &Data<'_>, readme: &str) -> String {
         }
     }
     let warnings: Vec<String> = data
-        .records
-        .iter()
+        .main_records()
         .flat_map(|r| {
             r.warnings
                 .iter()

@@ -114,6 +114,7 @@ pub(crate) async fn serve(
         inbox,
         shared.ws_config,
         config.write_timeout(),
+        config.max_batch_frames,
         hang_up.clone(),
     ));
     read_frames(read_half, leftover, membership, control, shared, &hang_up).await;

@@ -5,7 +5,7 @@
 //! in `write`). Every byte after the handshake leaves through here, pongs and
 //! close frames included, so frames never interleave.
 //!
-//! Batching: after the first frame, the writer takes up to `MAX_BATCH` more
+//! Batching: after the first frame, the writer takes up to `--max-batch-frames`
 //! that are already queued, then flushes once: one `write` carries them all.
 
 use std::io;
@@ -14,10 +14,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use chat_protocol::close::CloseReason;
-use chat_protocol::config::{CLOSE_TIMEOUT, MAX_BATCH};
+use chat_protocol::config::CLOSE_TIMEOUT;
 use chat_protocol::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use chat_protocol::tungstenite::{self, Bytes, Message};
-use futures_util::SinkExt;
+use futures_util::{FutureExt, SinkExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::{Instant, timeout, timeout_at};
@@ -77,14 +77,14 @@ pub(crate) async fn run(
     mut inbox: Inbox,
     config: WebSocketConfig,
     write_timeout: Duration,
+    batch: usize,
     hang_up: CancellationToken,
 ) {
     let mut socket =
-        WebSocketStream::from_raw_socket(WriteHalf(stream), Role::Server, Some(config)).await;
-    let end = tokio::select! {
-        end = serve(&mut socket, &mut inbox, write_timeout) => end,
-        () = hang_up.cancelled() => Ok(End::ReaderGone),
-    };
+        // The writer never reads: no read buffer (tungstenite allocates
+    // `read_buffer_size` bytes up front, per connection).
+    WebSocketStream::from_raw_socket(WriteHalf(stream), Role::Server, Some(config.read_buffer_size(0))).await;
+    let end = serve(&mut socket, &mut inbox, write_timeout, batch, &hang_up).await;
     let end = end.unwrap_or_else(|error| {
         tracing::debug!(%error, "write failed");
         End::ReaderGone
@@ -117,7 +117,13 @@ async fn serve(
     socket: &mut Socket,
     inbox: &mut Inbox,
     write_timeout: Duration,
+    batch: usize,
+    hang_up: &CancellationToken,
 ) -> tungstenite::Result<End> {
+    let bounds = Bounds {
+        write_timeout,
+        hang_up,
+    };
     let mut close_open = true;
     let mut frames_open = true;
     loop {
@@ -125,51 +131,77 @@ async fn serve(
         tokio::select! {
             biased;
             reason = inbox.close.recv(), if close_open => match reason {
-                Some(reason) => return closing(socket, inbox, reason, write_timeout).await,
+                Some(reason) => return closing(socket, inbox, reason, &bounds).await,
                 // The room let go of us (we left it): keep serving control.
                 None => close_open = false,
             },
             control = inbox.control.recv() => match control {
-                Some(Control::Pong(data)) => feed(socket, Message::Pong(data), write_timeout).await?,
-                Some(Control::Ping) => feed(socket, Message::Ping(Bytes::new()), write_timeout).await?,
-                Some(Control::Reply(text)) => feed(socket, Message::Text(text), write_timeout).await?,
-                Some(Control::Close(reason)) => return closing(socket, inbox, reason, write_timeout).await,
+                Some(Control::Pong(data)) => feed(socket, Message::Pong(data), &bounds).await?,
+                Some(Control::Ping) => feed(socket, Message::Ping(Bytes::new()), &bounds).await?,
+                Some(Control::Reply(text)) => feed(socket, Message::Text(text), &bounds).await?,
+                Some(Control::Close(reason)) => return closing(socket, inbox, reason, &bounds).await,
                 Some(Control::PeerClosed(frame)) => return Ok(End::PeerClosed(frame)),
                 None => return Ok(End::ReaderGone),
             },
             frame = inbox.frames.recv(), if frames_open => match frame {
                 Some(frame) => {
-                    feed(socket, Message::Text(frame), write_timeout).await?;
-                    for _ in 1..MAX_BATCH {
+                    feed(socket, Message::Text(frame), &bounds).await?;
+                    for _ in 1..batch {
                         let Ok(frame) = inbox.frames.try_recv() else { break };
-                        feed(socket, Message::Text(frame), write_timeout).await?;
+                        feed(socket, Message::Text(frame), &bounds).await?;
                     }
                 }
                 None => frames_open = false,
             },
         }
-        match timeout(write_timeout, socket.flush()).await {
-            Ok(flushed) => flushed?,
-            Err(_elapsed) => return Err(write_timed_out()),
+        bounds.write(socket.flush()).await?;
+    }
+}
+
+/// What cuts a write short: the write timeout, and a hang-up (the reader
+/// is gone, or the shutdown's deadline passed).
+struct Bounds<'a> {
+    write_timeout: Duration,
+    hang_up: &'a CancellationToken,
+}
+
+impl Bounds<'_> {
+    /// Runs one write operation within the bounds. This is the writer's hot
+    /// path: an operation that completes at once, as a write to a socket with
+    /// room in its buffer does, reads no clock and never touches the hang-up
+    /// token (each poll of which takes a lock); only one that has to wait
+    /// gets the timeout and the hang-up.
+    async fn write(
+        &self,
+        operation: impl Future<Output = tungstenite::Result<()>>,
+    ) -> tungstenite::Result<()> {
+        let mut operation = std::pin::pin!(operation);
+        if let Some(done) = operation.as_mut().now_or_never() {
+            return done;
+        }
+        tokio::select! {
+            biased;
+            done = timeout(self.write_timeout, operation) => match done {
+                Ok(done) => done,
+                Err(_elapsed) => Err(io_error(io::ErrorKind::TimedOut, "write timed out")),
+            },
+            () = self.hang_up.cancelled() => Err(io_error(io::ErrorKind::ConnectionAborted, "hung up")),
         }
     }
 }
 
 /// Queues `message` in the write buffer (writing to the socket only if the
-/// buffer is full), bounded by the write timeout.
+/// buffer is full), within the bounds.
 async fn feed(
     socket: &mut Socket,
     message: Message,
-    write_timeout: Duration,
+    bounds: &Bounds<'_>,
 ) -> tungstenite::Result<()> {
-    match timeout(write_timeout, socket.feed(message)).await {
-        Ok(fed) => fed,
-        Err(_elapsed) => Err(write_timed_out()),
-    }
+    bounds.write(socket.feed(message)).await
 }
 
-fn write_timed_out() -> tungstenite::Error {
-    tungstenite::Error::Io(io::Error::new(io::ErrorKind::TimedOut, "write timed out"))
+fn io_error(kind: io::ErrorKind, what: &str) -> tungstenite::Error {
+    tungstenite::Error::Io(io::Error::new(kind, what.to_owned()))
 }
 
 /// Ends the connection with `reason`: writes the frames still queued first,
@@ -178,11 +210,11 @@ async fn closing(
     socket: &mut Socket,
     inbox: &mut Inbox,
     reason: CloseReason,
-    write_timeout: Duration,
+    bounds: &Bounds<'_>,
 ) -> tungstenite::Result<End> {
     if reason.sends_queued_frames_first() {
         while let Ok(frame) = inbox.frames.try_recv() {
-            feed(socket, Message::Text(frame), write_timeout).await?;
+            feed(socket, Message::Text(frame), bounds).await?;
         }
     }
     Ok(End::Close(reason))

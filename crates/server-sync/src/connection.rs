@@ -78,10 +78,11 @@ pub(crate) fn serve(stream: Arc<TcpStream>, id: u64, handshake_slot: Permit, sha
 
     let writer_stream = Arc::clone(&stream);
     let ws_config = shared.ws_config;
+    let batch = shared.config.max_batch_frames;
     let writer = thread::Builder::new()
         .name(format!("ws-write-{id}"))
         .stack_size(THREAD_STACK_BYTES)
-        .spawn(move || writer::run(writer_stream, inbox, ws_config));
+        .spawn(move || writer::run(writer_stream, inbox, ws_config, batch));
     let writer = match writer {
         Ok(writer) => writer,
         Err(error) => {

@@ -5,7 +5,7 @@
 //! queues, or in `write`). Every byte after the handshake leaves through here,
 //! pongs and close frames included, so frames never interleave.
 //!
-//! Batching: after the first frame, the writer takes up to `MAX_BATCH` more
+//! Batching: after the first frame, the writer takes up to `--max-batch-frames`
 //! that are already queued, then flushes once: one `write` carries them all.
 
 use std::io::{self, Read, Write};
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chat_protocol::close::CloseReason;
-use chat_protocol::config::{CLOSE_TIMEOUT, MAX_BATCH};
+use chat_protocol::config::CLOSE_TIMEOUT;
 use chat_protocol::tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
 use chat_protocol::tungstenite::{self, Bytes, Message};
 use crossbeam_channel::{RecvTimeoutError, select};
@@ -54,9 +54,11 @@ enum End {
 }
 
 /// Runs the writer until the connection is over, then hangs up the socket.
-pub(crate) fn run(stream: Arc<TcpStream>, inbox: Inbox, config: WebSocketConfig) {
-    let mut socket = WebSocket::from_raw_socket(WriteHalf(stream), Role::Server, Some(config));
-    let end = match serve(&mut socket, &inbox) {
+pub(crate) fn run(stream: Arc<TcpStream>, inbox: Inbox, config: WebSocketConfig, batch: usize) {
+    let mut socket = // The writer never reads: no read buffer (tungstenite allocates
+    // `read_buffer_size` bytes up front, per connection).
+    WebSocket::from_raw_socket(WriteHalf(stream), Role::Server, Some(config.read_buffer_size(0)));
+    let end = match serve(&mut socket, &inbox, batch) {
         Ok(end) => end,
         Err(error) => {
             tracing::debug!(%error, "write failed");
@@ -83,7 +85,11 @@ pub(crate) fn run(stream: Arc<TcpStream>, inbox: Inbox, config: WebSocketConfig)
     let _ = socket.get_ref().0.shutdown(Direction::Both);
 }
 
-fn serve(socket: &mut WebSocket<WriteHalf>, inbox: &Inbox) -> tungstenite::Result<End> {
+fn serve(
+    socket: &mut WebSocket<WriteHalf>,
+    inbox: &Inbox,
+    batch: usize,
+) -> tungstenite::Result<End> {
     let (no_frames, no_close) = (crossbeam_channel::never(), crossbeam_channel::never());
     let mut frames = &inbox.frames;
     let mut close = &inbox.close;
@@ -109,7 +115,7 @@ fn serve(socket: &mut WebSocket<WriteHalf>, inbox: &Inbox) -> tungstenite::Resul
             recv(frames) -> frame => match frame {
                 Ok(frame) => {
                     socket.write(Message::Text(frame))?;
-                    for frame in frames.try_iter().take(MAX_BATCH - 1) {
+                    for frame in frames.try_iter().take(batch - 1) {
                         socket.write(Message::Text(frame))?;
                     }
                 }
