@@ -11,21 +11,25 @@
 //!    room, error replies and close codes.
 
 use std::collections::BTreeMap;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chat_protocol::RoomName;
-use chat_protocol::message::{ServerFrame, encode_client};
+use chat_protocol::message::encode_client;
 use chat_protocol::tungstenite::Message;
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::future::Either;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, Stream, StreamExt};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
+use crate::arrivals::{ARRIVAL_SLOTS, Arrivals, PUBLISH_EVERY, Stop, Unpublished};
 use crate::client::{Connection, Target};
-use crate::probe::Probe;
+use crate::probe::{Probe, Received};
 use crate::progress::Progress;
 use crate::record::{FanoutResults, ProcessFigures};
 use crate::sampler::Sampler;
@@ -211,25 +215,29 @@ pub async fn run(
     };
     let latency = SharedHistogram::default();
     let arrivals = Arc::new(Arrivals::default());
-    let stop = CancellationToken::new();
+    let stop = Arc::new(Stop::default());
     let total_senders = params.rooms * params.senders_per_room;
     let room_sizes: Vec<u64> = members.iter().map(|m| m.len() as u64).collect();
     let mut receivers = Vec::new();
     let mut senders = Vec::new();
-    let mut idle_sinks = Vec::new();
     for (room, connections) in members.into_iter().enumerate() {
-        for (k, ws) in connections.into_iter().enumerate() {
-            let (sink, stream) = ws.split();
-            receivers.push(tokio::spawn(receive(
-                stream,
+        for (k, mut ws) in connections.into_iter().enumerate() {
+            let receiver = Receiver {
                 room,
                 window,
-                latency.clone(),
-                Arc::clone(&arrivals),
+                latency: latency.clone(),
+                arrivals: Arc::clone(&arrivals),
+                slot: receivers.len() % ARRIVAL_SLOTS,
                 clock,
-                stop.clone(),
-            )));
+                stop: Arc::clone(&stop),
+            };
             if (k as u64) < params.senders_per_room {
+                // A sender's connection is split: the sending task takes
+                // the sink.
+                let (sink, mut stream) = ws.split();
+                receivers.push(tokio::spawn(async move {
+                    (receiver.run(&mut stream).await, None)
+                }));
                 let id = room as u64 * params.senders_per_room + k as u64;
                 let schedule = Schedule::new(start_us, params.rate_per_s, id, total_senders);
                 senders.push(tokio::spawn(send(
@@ -242,7 +250,13 @@ pub async fn run(
                     clock,
                 )));
             } else {
-                idle_sinks.push(sink);
+                // A member that only receives keeps its connection whole
+                // (a split takes a lock shared with the sink per frame),
+                // and hands it back to be closed.
+                receivers.push(tokio::spawn(async move {
+                    let tally = receiver.run(&mut ws).await;
+                    (tally, Some(ws))
+                }));
             }
         }
     }
@@ -274,18 +288,22 @@ pub async fn run(
     let drain_start = Instant::now();
     let drain = drain(&arrivals, expected, params.drain, params.drain_max).await;
     let drain_end_us = clock.now_us();
-    let delivered_count = arrivals.measured.load(Ordering::Relaxed);
+    let delivered_count = arrivals.measured();
     let server = match server {
         Some(server) => Some(server.finish(Some(delivered_count)).await),
         None => None,
     };
     let loadgen = loadgen.finish(Some(delivered_count)).await;
-    stop.cancel();
+    stop.stop();
     let mut tallies = Vec::new();
+    let mut idle = Vec::new();
     for receiver in receivers {
-        tallies.push(receiver.await.context("a receiver task panicked")?);
+        let (tally, ws) = receiver.await.context("a receiver task panicked")?;
+        tallies.push(tally);
+        idle.extend(ws);
     }
-    close_all(sinks.into_iter().chain(idle_sinks)).await;
+    let connections = sinks.into_iter().map(Either::Left);
+    close_all(connections.chain(idle.into_iter().map(Either::Right))).await;
     progress.finish();
 
     let mut results = account(
@@ -293,11 +311,7 @@ pub async fn run(
         &tallies,
         expected,
         params.duration,
-        arrivals
-            .last_measured_us
-            .load(Ordering::Relaxed)
-            .saturating_sub(window.start_us) as f64
-            / 1e6,
+        arrivals.last_measured_us().saturating_sub(window.start_us) as f64 / 1e6,
         (drain == Drain::Capped).then_some(drain_end_us),
         &latency,
     );
@@ -344,29 +358,17 @@ enum Drain {
     Capped,
 }
 
-/// Deliveries so far, counted by every receiver.
-#[derive(Default)]
-struct Arrivals {
-    /// Measured deliveries (first copies of messages of the window).
-    measured: AtomicU64,
-    /// Every delivery of a load-generator message, warm-up included: a
-    /// server still working through its backlog is making progress.
-    any: AtomicU64,
-    /// When the last measured delivery arrived, µs on the run's clock.
-    last_measured_us: AtomicU64,
-}
-
 /// Waits until the measured deliveries reach `expected`, or deliveries stop
 /// arriving for `stall`, or `cap` passes.
 async fn drain(arrivals: &Arrivals, expected: u64, stall: Duration, cap: Duration) -> Drain {
     let started = Instant::now();
-    let mut last = arrivals.any.load(Ordering::Relaxed);
+    let mut last = arrivals.any();
     let mut last_moved = started;
     loop {
-        if arrivals.measured.load(Ordering::Relaxed) >= expected {
+        if arrivals.measured() >= expected {
             return Drain::Complete;
         }
-        let now = arrivals.any.load(Ordering::Relaxed);
+        let now = arrivals.any();
         if now > last {
             (last, last_moved) = (now, Instant::now());
         } else if last_moved.elapsed() >= stall {
@@ -447,58 +449,100 @@ fn account(
 
 type Sink = SplitSink<Connection, Message>;
 
-/// One client's receiving loop, until stopped or closed.
-async fn receive(
-    mut stream: SplitStream<Connection>,
+/// One client's receiving side.
+struct Receiver {
+    /// The client's room, returned with its tally.
     room: usize,
+    /// Which messages are measured.
     window: Window,
+    /// Where the measured latencies go.
     latency: SharedHistogram,
+    /// Where the drain sees progress.
     arrivals: Arc<Arrivals>,
+    /// This receiver's slot of `arrivals`.
+    slot: usize,
+    /// Arrival times.
     clock: Clock,
-    stop: CancellationToken,
-) -> (usize, ReceiverTally) {
-    let mut tally = ReceiverTally::default();
-    loop {
-        let next = tokio::select! {
-            biased;
-            () = stop.cancelled() => break,
-            next = stream.next() => next,
-        };
-        match next {
-            Some(Ok(Message::Text(text))) => {
-                let arrival_us = clock.now_us();
-                match ServerFrame::parse(&text) {
-                    Ok(ServerFrame::Message { message }) => match Probe::decode(&message) {
-                        Some(probe) => {
+    /// When to stop receiving.
+    stop: Arc<Stop>,
+}
+
+impl Receiver {
+    /// The receiving loop, until stopped or closed.
+    async fn run<S, E>(self, stream: &mut S) -> (usize, ReceiverTally)
+    where
+        S: Stream<Item = Result<Message, E>> + Unpin,
+    {
+        let Self {
+            room,
+            window,
+            latency,
+            arrivals,
+            slot,
+            clock,
+            stop,
+        } = self;
+        let slot = &arrivals.slots[slot];
+        let mut tally = ReceiverTally::default();
+        let mut unpublished = Unpublished::default();
+        let mut in_a_row = 0;
+        // Created now, so that it sees a stop from now on, even before its
+        // first poll; polled only when the task goes idle with a new waker.
+        let mut stopped = pin!(stop.wake.notified());
+        let mut registered: Option<Waker> = None;
+        loop {
+            let next = poll_fn(|cx| {
+                if stop.is_stopped() {
+                    return Poll::Ready(None);
+                }
+                if let Poll::Ready(next) = stream.poll_next_unpin(cx) {
+                    return Poll::Ready(Some(next));
+                }
+                in_a_row = 0;
+                unpublished.publish(slot);
+                if registered.as_ref().is_none_or(|w| !w.will_wake(cx.waker())) {
+                    if stopped.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(None);
+                    }
+                    registered = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            })
+            .await;
+            let Some(next) = next else { break };
+            match next {
+                Some(Ok(Message::Text(text))) => {
+                    let arrival_us = clock.now_us();
+                    match Received::classify(&text) {
+                        Received::Probe(probe) => {
                             let before = tally.measured;
                             tally.on_probe(probe, arrival_us, window, &latency);
-                            arrivals.any.fetch_add(1, Ordering::Relaxed);
-                            if tally.measured > before {
-                                arrivals.measured.fetch_add(1, Ordering::Relaxed);
-                                arrivals
-                                    .last_measured_us
-                                    .fetch_max(arrival_us, Ordering::Relaxed);
-                            }
+                            unpublished.count(tally.measured > before, arrival_us);
                         }
-                        None => tally.foreign += 1,
-                    },
-                    Ok(ServerFrame::Error { .. }) => tally.error_replies += 1,
-                    Err(_) => tally.foreign += 1,
+                        Received::Error => tally.error_replies += 1,
+                        Received::Foreign => tally.foreign += 1,
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    tally.close_code = Some(frame.map_or(1005, |f| f.code.into()));
+                    break;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => {
+                    tally.close_code.get_or_insert(1006);
+                    break;
                 }
             }
-            Some(Ok(Message::Close(frame))) => {
-                tally.close_code = Some(frame.map_or(1005, |f| f.code.into()));
-                break;
-            }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => {
-                tally.close_code.get_or_insert(1006);
-                break;
+            in_a_row += 1;
+            if in_a_row == PUBLISH_EVERY {
+                in_a_row = 0;
+                unpublished.publish(slot);
             }
         }
+        unpublished.publish(slot);
+        tally.flush(&latency);
+        (room, tally)
     }
-    tally.flush(&latency);
-    (room, tally)
 }
 
 /// One sender's open-loop schedule, until the window ends.
@@ -549,10 +593,112 @@ async fn send(
 }
 
 /// Closes every connection politely, bounded in time.
-async fn close_all(sinks: impl Iterator<Item = Sink>) {
+async fn close_all<S: futures_util::Sink<Message> + Unpin>(sinks: impl Iterator<Item = S>) {
     futures_util::stream::iter(sinks)
         .for_each_concurrent(256, |mut sink| async move {
             let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use chat_protocol::message::{encode_chat, encode_error};
+    use futures_util::stream;
+
+    use super::*;
+
+    fn receiver(arrivals: &Arc<Arrivals>, stop: &Arc<Stop>, slot: usize) -> Receiver {
+        Receiver {
+            room: 3,
+            window: Window {
+                start_us: 1_000,
+                end_us: 2_000,
+            },
+            latency: SharedHistogram::default(),
+            arrivals: Arc::clone(arrivals),
+            slot,
+            clock: Clock(Instant::now()),
+            stop: Arc::clone(stop),
+        }
+    }
+
+    fn chat(sender: u32, seq: u32, intended_us: u64) -> Result<Message, Infallible> {
+        let probe = Probe {
+            sender,
+            seq,
+            intended_us,
+        };
+        Ok(Message::Text(encode_chat(&probe.encode(16))))
+    }
+
+    #[tokio::test]
+    async fn every_delivery_reaches_the_arrivals_exactly() {
+        let (arrivals, stop) = Default::default();
+        // 1,000 measured messages, 300 of the warm-up, a duplicate, an
+        // error and a foreign chat; then the connection ends.
+        let frames = (0..1_000)
+            .map(|seq| chat(1, seq, 1_500))
+            .chain((0..300).map(|seq| chat(2, seq, 10)))
+            .chain([
+                chat(1, 7, 1_500),
+                Ok(Message::Text(encode_error(&"bad"))),
+                Ok(Message::text(encode_chat("hello").to_string())),
+            ]);
+        let (room, tally) = receiver(&arrivals, &stop, 5)
+            .run(&mut stream::iter(frames))
+            .await;
+        assert_eq!(room, 3);
+        assert_eq!(tally.close_code, Some(1006));
+        assert_eq!((tally.measured, tally.duplicated), (1_000, 1));
+        assert_eq!((tally.error_replies, tally.foreign), (1, 1));
+        assert_eq!(arrivals.measured(), 1_000);
+        assert_eq!(arrivals.any(), 1_301);
+        assert!(arrivals.last_measured_us() > 0);
+    }
+
+    #[tokio::test]
+    async fn a_stop_wakes_an_idle_receiver() {
+        let (arrivals, stop): (Arc<Arrivals>, Arc<Stop>) = Default::default();
+        let mut frames = stream::iter([chat(1, 0, 1_500)]).chain(stream::pending());
+        let task = tokio::spawn({
+            let receiver = receiver(&arrivals, &stop, 0);
+            async move { receiver.run(&mut frames).await }
+        });
+        while arrivals.any() == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(arrivals.measured(), 1, "published before going idle");
+        stop.stop();
+        let (_, tally) = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the receiver stops")
+            .expect("the receiver does not panic");
+        assert_eq!((tally.measured, tally.close_code), (1, None));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stop_ends_a_receiver_that_never_waits() {
+        let (arrivals, stop): (Arc<Arrivals>, Arc<Stop>) = Default::default();
+        let mut seq = 0;
+        let mut frames = stream::repeat_with(move || {
+            seq += 1;
+            chat(1, seq, 1_500)
+        });
+        let task = tokio::spawn({
+            let receiver = receiver(&arrivals, &stop, 0);
+            async move { receiver.run(&mut frames).await }
+        });
+        while arrivals.any() < 10 * PUBLISH_EVERY {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        stop.stop();
+        let (_, tally) = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the receiver stops")
+            .expect("the receiver does not panic");
+        assert_eq!(arrivals.measured(), tally.measured);
+    }
 }

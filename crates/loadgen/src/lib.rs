@@ -23,6 +23,7 @@
 //! server) was the bottleneck. Every run becomes one [`record::Record`]:
 //! printed as a table ([`summary`]) and appended as a JSON line.
 
+mod arrivals;
 pub mod capacity;
 pub mod client;
 pub mod connections;
