@@ -70,9 +70,9 @@ readonly CONNECTIONS_PER_SOURCE_ADDR=20000
 #
 # Peak at 1,000 clients in one room: the sender's rate stepped up (each
 # message makes 1,000 deliveries) until a server no longer delivers what is
-# asked (loss, late deliveries, or under 90% of the deliveries/s asked); the
-# highest rung that held is its peak, and one more run at half that rate
-# gives the latency of a server that is busy but not saturated.
+# asked (loss, late deliveries, closes, or under 90% of the deliveries/s
+# asked); one more run at half the most deliveries/s it sustained without
+# loss or closes gives the latency of a server busy but not saturated.
 #
 # Capacity: one room, 4 senders at 2 msg/s each (the websocket-shootout
 # broadcast benchmark's load), clients stepped up by 1,000 until p99 passes
@@ -431,9 +431,13 @@ sweep() {
     else
         note "$(server_description "$label")" "" "Started afresh for each run below, and stopped with SIGTERM after it."
     fi
+    peak_dps=0
     for clients in "${fanout_clients[@]}"; do
         run_case "$label" fanout --clients "$clients" --rooms 1 --senders 1 \
             --rate 100 --payload 64 "${fanout_timing[@]}" || true
+        if ((clients == peak_clients)); then
+            peak_candidate
+        fi
     done
     for case in "${rooms_cases[@]}"; do
         rooms=${case%%:*}
@@ -452,33 +456,48 @@ last_field() {
     tail -n 1 "$runs" | grep -o "\"$1\":[0-9.eE+-]*" | head -n 1 | cut -d: -f2
 }
 
-# Whether the last fan-out run delivered what it was asked: nothing lost or
-# late, and at least 90% of the deliveries/s offered ($1).
+# Whether the last fan-out run delivered what it was asked: nothing lost,
+# late or owed to members the server closed, no close at all, and at least
+# 90% of the deliveries/s offered ($1).
 kept_up() {
-    local lost late rate
-    lost=$(last_field lost)
-    late=$(last_field late)
+    local rate
     rate=$(last_field deliveries_per_s)
-    [[ "$lost" == 0 && "$late" == 0 && -n "$rate" ]] &&
+    [[ "$(last_field lost)" == 0 && "$(last_field late)" == 0 &&
+        "$(last_field missed_by_closed)" == 0 && -n "$rate" ]] &&
+        tail -n 1 "$runs" | grep -q '"close_codes":{}' &&
         awk -v got="$rate" -v asked="$1" 'BEGIN { exit !(got >= 0.9 * asked) }'
 }
 
+# After a fan-out run at peak_clients in one room: if it lost nothing and
+# closed no one, its deliveries/s (what the server sustained, late ones
+# included) is a candidate for the peak the half-peak run halves.
+peak_candidate() {
+    local rate
+    rate=$(last_field deliveries_per_s)
+    if [[ "$(last_field lost)" == 0 && "$(last_field missed_by_closed)" == 0 && -n "$rate" ]] &&
+        awk -v got="$rate" -v best="$peak_dps" 'BEGIN { exit !(got > best) }'; then
+        peak_dps=$rate
+    fi
+}
+
 # The peak ladder for server $1 (see set_sweep), then one run at half its
-# peak rate. The 1,000-client run at 100 msg/s of the fan-out list is the
-# ladder's first rung.
+# peak: half the most deliveries/s it sustained without loss or closes, at
+# 1,000 clients in one room (the fan-out list's run at 100 msg/s included).
 peak_ladder() {
-    local label=$1 rate peak_rate=0 half
+    local label=$1 rate held half
     for rate in "${peak_rates[@]}"; do
-        if ! run_case "$label" fanout --clients "$peak_clients" --rooms 1 --senders 1 \
-            --rate "$rate" --payload 64 "${peak_timing[@]}" || ! kept_up $((peak_clients * rate)); then
+        held=true
+        run_case "$label" fanout --clients "$peak_clients" --rooms 1 --senders 1 \
+            --rate "$rate" --payload 64 "${peak_timing[@]}" || held=false
+        peak_candidate
+        if [[ "$held" == false ]] || ! kept_up $((peak_clients * rate)); then
             note "" "The peak ladder stops here for \`$label\`: it did not deliver what $rate msg/s asks."
             break
         fi
-        peak_rate=$rate
     done
-    if ((peak_rate > 0)); then
-        half=$((peak_rate / 2))
-        note "" "Half of \`$label\`'s peak rung ($peak_rate msg/s): $half msg/s."
+    half=$(awk -v dps="$peak_dps" -v n="$peak_clients" 'BEGIN { printf "%d", dps / 2 / n }')
+    if ((half > 0)); then
+        note "" "\`$label\` sustained at most $peak_dps deliveries/s at $peak_clients clients in one room: half of it is $half msg/s."
         run_case "$label" fanout --clients "$peak_clients" --rooms 1 --senders 1 \
             --rate "$half" --payload 64 "${fanout_timing[@]}" || true
     fi
@@ -492,35 +511,53 @@ capacity_max_clients() {
     echo "$cap"
 }
 
-# Before/after (--baseline REV): the same runs against binaries built at REV
-# and against today's binaries with one optimisation turned off, each
-# recorded with --variant so that the report pairs it with the sweep's own
-# run of the same parameters (which must exist: these repeat sweep runs).
+# Before/after (--baseline REV): runs against binaries built at REV, and
+# against today's binaries with one optimisation turned off, each recorded
+# with --variant and followed at once by the same run against today's
+# servers as they are (variant `current`), so that both sides of each
+# comparison meet the machine in the same state; the report pairs them.
 before_after() {
     local label
-    note "" "## Before and after" "" "Binaries built at \`$baseline\` ($baseline_commit) in \`$baseline_bin_dir\`, and today's binaries with one optimisation turned off; each run repeats one of the sweep's, and the report pairs them."
+    note "" "## Before and after" "" "Binaries built at \`$baseline\` ($baseline_commit) in \`$baseline_bin_dir\`, and today's binaries with one optimisation turned off; each run is followed by the same run against today's binaries as they are (variant \`current\`)."
     for label in sync async; do
         note "" "### \`$label\`, before and after"
-        server_bin_dir=$baseline_bin_dir
-        loadgen_extra_args=(--variant baseline --variant-note="built from commit ${baseline_commit:0:12}, before the performance work")
-        run_case "$label" fanout --clients "$peak_clients" --rooms 1 --senders 1 \
-            --rate 100 --payload 64 "${fanout_timing[@]}" || true
-        run_case "$label" fanout --clients "$peak_clients" --rooms 1 --senders 1 \
-            --rate "${peak_rates[0]}" --payload 64 "${peak_timing[@]}" || true
-        run_case "$label" connections --count "$baseline_connections" --hold "$connections_hold" \
-            --source-addrs 1 || true
-        server_bin_dir="$target_dir/release"
-        server_extra_flags=(--max-batch-frames 1)
-        loadgen_extra_args=(--variant batch-1 --variant-note="--max-batch-frames 1: one write() per frame, no batching")
-        run_case "$label" fanout --clients "$peak_clients" --rooms 1 --senders 1 \
-            --rate "${peak_rates[0]}" --payload 64 "${peak_timing[@]}" || true
-        server_extra_flags=(--read-buffer-bytes 8192)
-        loadgen_extra_args=(--variant read-buffer-8k --variant-note="--read-buffer-bytes 8192, the previous default")
-        run_case "$label" connections --count "$baseline_connections" --hold "$connections_hold" \
-            --source-addrs 1 || true
-        server_extra_flags=()
-        loadgen_extra_args=()
+        variant_pair "$label" "$baseline_bin_dir" "" baseline \
+            "built from commit ${baseline_commit:0:12}, before the performance work" \
+            fanout --clients "$peak_clients" --rooms 1 --senders 1 \
+            --rate 100 --payload 64 "${fanout_timing[@]}"
+        variant_pair "$label" "$baseline_bin_dir" "" baseline \
+            "built from commit ${baseline_commit:0:12}, before the performance work" \
+            fanout --clients "$peak_clients" --rooms 1 --senders 1 \
+            --rate "${peak_rates[0]}" --payload 64 "${peak_timing[@]}"
+        variant_pair "$label" "$baseline_bin_dir" "" baseline \
+            "built from commit ${baseline_commit:0:12}, before the performance work" \
+            connections --count "$baseline_connections" --hold "$connections_hold" --source-addrs 1
+        variant_pair "$label" "$target_dir/release" "--max-batch-frames 1" batch-1 \
+            "--max-batch-frames 1: one write() per frame, no batching" \
+            fanout --clients "$peak_clients" --rooms 1 --senders 1 \
+            --rate "${peak_rates[0]}" --payload 64 "${peak_timing[@]}"
+        variant_pair "$label" "$target_dir/release" "--read-buffer-bytes 8192" read-buffer-8k \
+            "--read-buffer-bytes 8192, the previous default" \
+            connections --count "$baseline_connections" --hold "$connections_hold" --source-addrs 1
     done
+}
+
+# One before/after pair against server $1: the run (scenario and arguments
+# from $6 on) against the binaries in $2 with the extra server flags $3
+# (split on spaces), recorded as variant $4 with note $5; then the same run
+# against today's binaries, recorded as variant `current`.
+variant_pair() {
+    local label=$1 bin_dir=$2 flags=$3 name=$4 text=$5
+    shift 5
+    server_bin_dir=$bin_dir
+    read -r -a server_extra_flags <<<"$flags"
+    loadgen_extra_args=(--variant "$name" --variant-note="$text")
+    run_case "$label" "$@" || true
+    server_bin_dir="$target_dir/release"
+    server_extra_flags=()
+    loadgen_extra_args=(--variant current --variant-note="today's binaries, right after the $name run")
+    run_case "$label" "$@" || true
+    loadgen_extra_args=()
 }
 
 # Where each server spends its CPU: `perf record` (software clock, 999 Hz,

@@ -545,10 +545,28 @@ impl<'a> Data<'a> {
     /// (warm-up, duration, hold). For a fan-out, the median (by p99) of the
     /// normal runs that match; for a capacity search or a connections run,
     /// the last one, as elsewhere.
+    ///
+    /// A variant run followed by a run of today's servers with the same
+    /// parameters recorded as variant [`CURRENT`] (bench.sh runs the two back
+    /// to back, so that they share the machine's state) is compared with
+    /// that run instead; the `current` runs are no rows of their own.
     pub fn before_after(&self) -> Vec<BeforeAfter<'a>> {
         self.variants
             .iter()
-            .map(|&variant| {
+            .enumerate()
+            .filter(|(_, variant)| variant.params.variant.as_deref() != Some(CURRENT))
+            .map(|(i, &variant)| {
+                let current = self.variants[i + 1..].iter().copied().find(|after| {
+                    after.params.variant.as_deref() == Some(CURRENT)
+                        && same_parameters(variant, after)
+                });
+                if let Some(current) = current {
+                    return BeforeAfter {
+                        variant,
+                        normal: Some(current),
+                        matches: 1,
+                    };
+                }
                 let matches: Vec<&'a Record> = self
                     .main_records()
                     .filter(|normal| same_parameters(variant, normal))
@@ -626,6 +644,10 @@ pub struct BeforeAfter<'a> {
     /// How many normal runs matched (the one shown stands for them).
     pub matches: usize,
 }
+
+/// The variant name of a run of today's servers made right after a variant
+/// run, as its "after".
+pub const CURRENT: &str = "current";
 
 /// Whether a record is a variant run (`--variant`).
 pub fn is_variant(record: &Record) -> bool {
@@ -768,6 +790,25 @@ mod tests {
         assert_eq!(anomalies.len(), 2, "{anomalies:?}");
         assert!(anomalies[0].starts_with("lost 5 of"));
         assert_eq!(data.connections.len(), 1);
+    }
+
+    #[test]
+    fn a_current_run_right_after_a_variant_is_its_after() {
+        let mut before = variant(fanout_record("async", 1000, 1), "baseline", "old commit");
+        before.started_at = "1".to_owned();
+        let mut current = variant(fanout_record("async", 1000, 1), CURRENT, "today");
+        current.started_at = "2".to_owned();
+        let mut lone = variant(fanout_record("sync", 1000, 1), "batch-1", "no batching");
+        lone.started_at = "3".to_owned();
+        let normal = fanout_record("sync", 1000, 1);
+        let records = vec![normal, before, current, lone];
+        let data = Data::new(&records);
+        let pairs = data.before_after();
+        assert_eq!(pairs.len(), 2, "the current run is no row of its own");
+        assert_eq!(pairs[0].variant.started_at, "1");
+        assert_eq!(pairs[0].normal.map(|r| r.started_at.as_str()), Some("2"));
+        assert_eq!(pairs[1].variant.started_at, "3");
+        assert!(pairs[1].normal.is_some_and(|r| r.params.variant.is_none()));
     }
 
     #[test]

@@ -285,12 +285,13 @@ pub fn before_after(data: &Data<'_>) -> String {
         out,
         "Each row is a variant run: an experiment on a modified server (binaries built from \
          another commit, a non-default flag; its note says which), recorded with \
-         `chat-loadgen … --variant NAME --variant-note TEXT`. It is set beside the normal run \
-         of the same server and scenario with the same parameters (clients, rooms, senders, \
-         rate, payload; a capacity search's SLO and steps; a connections run's target; \
-         warm-up, duration and hold may differ). **Before** is the variant run, **after** the \
-         normal run, the one the rest of this report shows; variant runs appear nowhere else \
-         in it. Each cell reads `before → after (factor)`, the factor being the better value \
+         `chat-loadgen … --variant NAME --variant-note TEXT`. It is set beside the run of \
+         today's servers made right after it with the same parameters (variant `current`: \
+         back to back, so that both meet the machine in the same state), or, where there is \
+         none, beside the normal run of the same server and scenario with the same parameters \
+         (clients, rooms, senders, rate, payload; a capacity search's SLO and steps; a \
+         connections run's target; warm-up, duration and hold may differ). **Before** is the \
+         variant run, **after** today's; variant runs appear nowhere else in the report. Each cell reads `before → after (factor)`, the factor being the better value \
          over the worse: `better` when after is better (lower CPU, p99 and RSS: before ÷ \
          after; more deliveries/s and clients held: after ÷ before), `worse` when it is \
          worse, `about the same` when they differ by less than {}. Before and after were measured in the same run, on \
