@@ -32,6 +32,7 @@ mod readme;
 mod report;
 mod scoreboard;
 mod tables;
+mod targets;
 #[cfg(test)]
 mod testdata;
 mod text;

@@ -16,6 +16,7 @@ use crate::load::{self, README_FILE, RUNS_FILE, RunDir};
 use crate::plots::{self, PLOTS_DIR, Written};
 use crate::profile;
 use crate::tables::{self, FLAG, NOT_MEASURED};
+use crate::targets;
 use crate::text;
 
 /// The report's file name, in the results directory.
@@ -115,6 +116,9 @@ pub fn render(
     } else {
         out.push_str(&tables::summary(data));
     }
+
+    out.push_str("\n## Targets\n\n");
+    out.push_str(&targets::targets(data, &run.readme));
 
     out.push_str("\n## Every fan-out run\n\n");
     if data.fanouts.is_empty() {
