@@ -429,6 +429,11 @@ impl<'a> Data<'a> {
         median_by_p99(runs)
     }
 
+    /// A server's representative run at [`LIGHT_LOAD`].
+    pub fn light_load_run(&self, server: &str) -> Option<Fanout<'a>> {
+        self.median_run(server, LIGHT_LOAD).map(|(run, _)| run)
+    }
+
     /// A server's fan-out run with the most deliveries per second.
     pub fn peak_run(&self, server: &str) -> Option<Fanout<'a>> {
         self.fanouts_of(server).max_by(|a, b| {
@@ -644,6 +649,21 @@ pub struct BeforeAfter<'a> {
     /// How many normal runs matched (the one shown stands for them).
     pub matches: usize,
 }
+
+/// The room size of the peak and half-peak figures.
+pub const PEAK_CLIENTS: u64 = 1000;
+/// The connection count of the idle-memory figures.
+pub const IDLE_CONNECTIONS: u64 = 10_000;
+/// The light load where nothing can be batched: 1,000 clients in one room,
+/// one sender at 100 msg/s, so each member's frames come 10 ms apart and
+/// each delivery is its own `write()`.
+pub const LIGHT_LOAD: Config = Config {
+    rooms: Some(1),
+    senders: Some(1),
+    rate_milli: Some(100_000),
+    payload: Some(64),
+    clients: Some(PEAK_CLIENTS),
+};
 
 /// The variant name of a run of today's servers made right after a variant
 /// run, as its "after".

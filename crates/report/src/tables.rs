@@ -8,15 +8,14 @@
 use chat_loadgen::record::ProcessSample;
 
 use crate::compare::{Better, Outcome, outcome, tie_text};
-use crate::data::{BeforeAfter, Capacity, CapacityFinding, Config, Connections, Data, Fanout};
+use crate::data::{
+    BeforeAfter, Capacity, CapacityFinding, Connections, Data, Fanout, IDLE_CONNECTIONS,
+    PEAK_CLIENTS,
+};
 use crate::format;
 
 /// Shown where a server has no run for a row.
 pub const NOT_MEASURED: &str = "not measured";
-/// The room size of the summary's peak and half-peak rows.
-const PEAK_CLIENTS: u64 = 1000;
-/// The connection count of the summary's RSS-per-idle-connection row.
-const IDLE_CONNECTIONS: u64 = 10_000;
 /// Marks a run whose deliveries were not exactly what was owed.
 pub const FLAG: &str = "⚠";
 
@@ -255,21 +254,12 @@ pub fn summary(data: &Data<'_>) -> String {
     row(floor_label, &|s| {
         data.floor_multiple(data.peak_run(s)?).map(format::sig)
     });
-    // The light load where nothing can be batched: each message reaches a
-    // member 10 ms after the last, so each delivery is its own write().
-    let light = Config {
-        rooms: Some(1),
-        senders: Some(1),
-        rate_milli: Some(100_000),
-        payload: Some(64),
-        clients: Some(1000),
-    };
     row(
         "**Server CPU per delivery at a light load**, µs and × write floor: 1,000 clients in \
          1 room, 1 sender @ 100 msg/s (each delivery its own `write()`)"
             .to_owned(),
         &|s| {
-            let (run, _) = data.median_run(s, light)?;
+            let run = data.light_load_run(s)?;
             let us = run.cpu_us_per_delivery()?;
             Some(match data.floor_multiple(run) {
                 Some(multiple) => format!("{} µs ({}×)", format::sig(us), format::sig(multiple)),

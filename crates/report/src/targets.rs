@@ -7,13 +7,9 @@
 
 use std::fmt::Write as _;
 
-use crate::data::{CapacityFinding, Config, Data};
+use crate::data::{CapacityFinding, Data, IDLE_CONNECTIONS, PEAK_CLIENTS as CLIENTS};
 use crate::format;
 
-/// Clients of the one-room runs the targets speak of.
-const CLIENTS: u64 = 1000;
-/// Connections of the memory target.
-const IDLE_CONNECTIONS: u64 = 10_000;
 /// Connections of the scale target.
 const SCALE_CONNECTIONS: u64 = 100_000;
 
@@ -65,17 +61,7 @@ fn not_measured() -> String {
 
 /// CPU per delivery at 1,000 clients, 1 sender @ 100 msg/s, × the floor.
 fn light_load(data: &Data<'_>) -> Target {
-    let light = Config {
-        rooms: Some(1),
-        senders: Some(1),
-        rate_milli: Some(100_000),
-        payload: Some(64),
-        clients: Some(CLIENTS),
-    };
-    let multiple = |server: &str| {
-        let (run, _) = data.median_run(server, light)?;
-        data.floor_multiple(run)
-    };
+    let multiple = |server: &str| data.floor_multiple(data.light_load_run(server)?);
     let cell = |m: Option<f64>| m.map_or_else(not_measured, |m| format!("{}×", format::sig(m)));
     let (a, s) = (multiple("async"), multiple("sync"));
     let met = a.map(|m| m <= 1.3);

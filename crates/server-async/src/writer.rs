@@ -80,11 +80,16 @@ pub(crate) async fn run(
     batch: usize,
     hang_up: CancellationToken,
 ) {
-    let mut socket =
-        // The writer never reads: no read buffer (tungstenite allocates
+    // The writer never reads: no read buffer (tungstenite allocates
     // `read_buffer_size` bytes up front, per connection).
-    WebSocketStream::from_raw_socket(WriteHalf(stream), Role::Server, Some(config.read_buffer_size(0))).await;
-    let end = serve(&mut socket, &mut inbox, write_timeout, batch, &hang_up).await;
+    let config = config.read_buffer_size(0);
+    let mut socket =
+        WebSocketStream::from_raw_socket(WriteHalf(stream), Role::Server, Some(config)).await;
+    let bounds = Bounds {
+        write_timeout,
+        hang_up: &hang_up,
+    };
+    let end = serve(&mut socket, &mut inbox, batch, &bounds).await;
     let end = end.unwrap_or_else(|error| {
         tracing::debug!(%error, "write failed");
         End::ReaderGone
@@ -95,11 +100,7 @@ pub(crate) async fn run(
         End::ReaderGone => None,
     };
     if let Some(frame) = close {
-        let sent = tokio::select! {
-            sent = timeout(write_timeout, socket.close(frame)) => sent,
-            () = hang_up.cancelled() => Ok(Ok(())),
-        };
-        if let Ok(Err(error)) = sent {
+        if let Err(error) = bounds.write(socket.close(frame)).await {
             tracing::debug!(%error, "could not send the close frame");
         }
         // Nothing may follow a close frame: half-close now, so that a client
@@ -116,14 +117,9 @@ pub(crate) async fn run(
 async fn serve(
     socket: &mut Socket,
     inbox: &mut Inbox,
-    write_timeout: Duration,
     batch: usize,
-    hang_up: &CancellationToken,
+    bounds: &Bounds<'_>,
 ) -> tungstenite::Result<End> {
-    let bounds = Bounds {
-        write_timeout,
-        hang_up,
-    };
     let mut close_open = true;
     let mut frames_open = true;
     loop {
@@ -131,24 +127,24 @@ async fn serve(
         tokio::select! {
             biased;
             reason = inbox.close.recv(), if close_open => match reason {
-                Some(reason) => return closing(socket, inbox, reason, &bounds).await,
+                Some(reason) => return closing(socket, inbox, reason, bounds).await,
                 // The room let go of us (we left it): keep serving control.
                 None => close_open = false,
             },
             control = inbox.control.recv() => match control {
-                Some(Control::Pong(data)) => feed(socket, Message::Pong(data), &bounds).await?,
-                Some(Control::Ping) => feed(socket, Message::Ping(Bytes::new()), &bounds).await?,
-                Some(Control::Reply(text)) => feed(socket, Message::Text(text), &bounds).await?,
-                Some(Control::Close(reason)) => return closing(socket, inbox, reason, &bounds).await,
+                Some(Control::Pong(data)) => feed(socket, Message::Pong(data), bounds).await?,
+                Some(Control::Ping) => feed(socket, Message::Ping(Bytes::new()), bounds).await?,
+                Some(Control::Reply(text)) => feed(socket, Message::Text(text), bounds).await?,
+                Some(Control::Close(reason)) => return closing(socket, inbox, reason, bounds).await,
                 Some(Control::PeerClosed(frame)) => return Ok(End::PeerClosed(frame)),
                 None => return Ok(End::ReaderGone),
             },
             frame = inbox.frames.recv(), if frames_open => match frame {
                 Some(frame) => {
-                    feed(socket, Message::Text(frame), &bounds).await?;
+                    feed(socket, Message::Text(frame), bounds).await?;
                     for _ in 1..batch {
                         let Ok(frame) = inbox.frames.try_recv() else { break };
-                        feed(socket, Message::Text(frame), &bounds).await?;
+                        feed(socket, Message::Text(frame), bounds).await?;
                     }
                 }
                 None => frames_open = false,
