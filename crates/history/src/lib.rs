@@ -52,6 +52,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod shared;
+
+pub use shared::SharedHistory;
+
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 /// How long a statement waits for a lock held by another connection before
@@ -181,7 +185,8 @@ impl History {
         let mut store = || -> rusqlite::Result<i64> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let seq = next_seq(&tx, last_seq, &HashMap::new(), room)?;
-            tx.execute(INSERT, params![room, seq, text, at_ms])?;
+            tx.prepare_cached(INSERT)?
+                .execute(params![room, seq, text, at_ms])?;
             tx.commit()?;
             Ok(seq)
         };
@@ -222,7 +227,8 @@ impl History {
         for &(room, text) in items {
             let insert = || -> rusqlite::Result<i64> {
                 let seq = next_seq(&tx, last_seq, &taken, room)?;
-                tx.execute(INSERT, params![room, seq, text, at_ms])?;
+                tx.prepare_cached(INSERT)?
+                    .execute(params![room, seq, text, at_ms])?;
                 Ok(seq)
             };
             // Dropping `tx` on the error path rolls the batch back.

@@ -2,9 +2,10 @@
 //! for both servers, flattened into both command lines so the flags (and their
 //! defaults) cannot drift apart.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use tungstenite::protocol::WebSocketConfig;
 
 /// How long a server waits for the peer's answer to its close frame before it
@@ -21,6 +22,26 @@ pub const LISTEN_BACKLOG: i32 = 4096;
 /// requests from its own reader). Small: a reader that fills it waits, which
 /// stops it reading, which pushes back on a client that floods pings.
 pub const CONTROL_CAPACITY: usize = 16;
+
+/// The most stored messages a joining client can be sent (`--history-replay`):
+/// they are queued for it at once, so this bounds the memory a join costs
+/// (`MAX_HISTORY_REPLAY` × `--max-message-bytes`).
+pub const MAX_HISTORY_REPLAY: usize = 1000;
+
+/// How the async server reaches the (blocking) database without blocking its
+/// workers; see `chat_server_async`'s `history` module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DbBridge {
+    /// One dedicated database thread fed by a bounded queue; consecutive
+    /// messages are stored in one transaction (the default).
+    Writer,
+    /// Every database call on tokio's blocking pool (`spawn_blocking`): the
+    /// analogue of Django's `database_sync_to_async`.
+    SpawnBlocking,
+    /// Database calls made directly on the async worker: the mistake the
+    /// seed warns about, kept only so that it can be measured.
+    Inline,
+}
 
 /// Options common to both binaries: where to listen, and the shared config.
 #[derive(Debug, Clone, Args)]
@@ -104,6 +125,28 @@ pub struct ServerConfig {
     /// Repeatable.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
+
+    /// Keep chat history in this SQLite file (created if absent): every
+    /// message is stored before it is delivered, and a joining client first
+    /// receives the room's last --history-replay messages. Off by default.
+    #[arg(long, value_name = "PATH")]
+    pub history: Option<PathBuf>,
+
+    /// With --history: how many stored messages a joining client receives
+    /// first, oldest first (0 for none; at most 1000).
+    #[arg(long, default_value_t = 50, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_HISTORY_REPLAY as u64))]
+    pub history_replay: usize,
+
+    /// For experiments, with --history: every database call first sleeps this
+    /// long, as a call to a slow or remote database would wait.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub db_delay_ms: u64,
+
+    /// chat-async only, with --history: how database calls are kept off the
+    /// async workers [default: writer]. chat-sync always calls the database
+    /// on the connection's own thread.
+    #[arg(long, value_enum)]
+    pub db_bridge: Option<DbBridge>,
 }
 
 /// Every count, size and timeout must be at least 1: a zero-capacity queue
@@ -118,8 +161,17 @@ where
 
 /// A [`ServerConfig`] value that no server can run with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid server configuration: {0} must be at least 1")]
-pub struct InvalidConfig(&'static str);
+pub enum InvalidConfig {
+    /// A count, size or timeout is zero.
+    #[error("invalid server configuration: {0} must be at least 1")]
+    Zero(&'static str),
+    /// `history_replay` is above [`MAX_HISTORY_REPLAY`].
+    #[error("invalid server configuration: history_replay must be at most {MAX_HISTORY_REPLAY}")]
+    ReplayTooLong,
+    /// A database option was given without `history`.
+    #[error("invalid server configuration: {0} needs --history")]
+    NeedsHistory(&'static str),
+}
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -149,10 +201,26 @@ impl ServerConfig {
             ("write_buffer_bytes", self.write_buffer_bytes as u64),
             ("max_batch_frames", self.max_batch_frames as u64),
         ];
-        match fields.iter().find(|(_, value)| *value == 0) {
-            Some((name, _)) => Err(InvalidConfig(name)),
-            None => Ok(()),
+        if let Some((name, _)) = fields.iter().find(|(_, value)| *value == 0) {
+            return Err(InvalidConfig::Zero(name));
         }
+        if self.history_replay > MAX_HISTORY_REPLAY {
+            return Err(InvalidConfig::ReplayTooLong);
+        }
+        if self.history.is_none() {
+            if self.db_bridge.is_some() {
+                return Err(InvalidConfig::NeedsHistory("--db-bridge"));
+            }
+            if self.db_delay_ms > 0 {
+                return Err(InvalidConfig::NeedsHistory("--db-delay-ms"));
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Self::db_delay_ms`] as a duration.
+    pub fn db_delay(&self) -> Duration {
+        Duration::from_millis(self.db_delay_ms)
     }
 
     /// tungstenite's settings for a connection: the size limits and buffers.
@@ -205,7 +273,10 @@ mod tests {
             outbox_capacity: 0,
             ..ServerConfig::default()
         };
-        assert_eq!(config.validate(), Err(InvalidConfig("outbox_capacity")));
+        assert_eq!(
+            config.validate(),
+            Err(InvalidConfig::Zero("outbox_capacity"))
+        );
         #[derive(clap::Parser)]
         struct Cli {
             #[command(flatten)]

@@ -16,9 +16,17 @@
 //! * **Join before the 101.** A server joins a connection's room before it
 //!   writes the handshake response, so a client that has completed its
 //!   handshake is in its room.
+//! * **History in the same order.** With chat history, each room also has an
+//!   *order* lock: [`RoomHandle::broadcast_after`] stores a message and
+//!   pushes it inside it, and [`Rooms::join_with`] reads the replay for a
+//!   joining client and registers it inside it. So the sequence numbers are
+//!   the delivery order, and a joiner's replay ends exactly where its live
+//!   messages begin (no gap, no duplicate). This lock is held across the
+//!   database call, so only code that may block takes it: the sync server's
+//!   connection threads, the async server's database bridge.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tungstenite::Utf8Bytes;
@@ -49,6 +57,17 @@ pub enum PushError {
 #[error("server shutting down: message not sent")]
 pub struct Closed;
 
+/// Why [`RoomHandle::broadcast_after`] sent nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotSent<E> {
+    /// The server is shutting down (nothing was stored).
+    #[error(transparent)]
+    Closed(#[from] Closed),
+    /// Storing failed; the message was not delivered.
+    #[error("message not sent: {0}")]
+    Store(E),
+}
+
 /// Counters kept by the registry.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -75,7 +94,13 @@ struct Registry<O> {
 
 struct Room<O> {
     name: RoomName,
+    /// Held across a store and its push, and across a replay and its join.
+    order: Mutex<()>,
     members: Mutex<Vec<Member<O>>>,
+    /// Joins between finding the room and registering in it; changed and
+    /// read only under the registry lock, so an empty room that someone is
+    /// joining is not removed from under them.
+    joining: AtomicUsize,
 }
 
 struct Member<O> {
@@ -83,10 +108,17 @@ struct Member<O> {
     outbox: O,
 }
 
-/// A connection's place in a room; dropping it leaves the room.
-pub struct Membership<O: Outbox> {
+/// A handle to one room, for sending to it on a member's behalf. Cheap to
+/// clone, so a send can be handed to another thread (the async server's
+/// database bridge); it does not keep anyone in the room.
+pub struct RoomHandle<O> {
     rooms: Arc<Rooms<O>>,
     room: Arc<Room<O>>,
+}
+
+/// A connection's place in a room; dropping it leaves the room.
+pub struct Membership<O: Outbox> {
+    handle: RoomHandle<O>,
     id: u64,
 }
 
@@ -111,23 +143,53 @@ impl<O: Outbox> Rooms<O> {
 
     /// Adds a connection, through its outbox, to `room`.
     pub fn join(self: &Arc<Self>, room: RoomName, outbox: O) -> Result<Membership<O>, Closed> {
-        let mut registry = lock(&self.registry);
+        self.join_with(room, |_| (outbox, ()))
+            .map(|(membership, ())| membership)
+    }
+
+    /// Adds a connection to `room`, with the outbox that `make` returns;
+    /// `make` runs inside the room's order, so no [`RoomHandle::broadcast_after`]
+    /// to the room falls between it and the join. With history, `make` reads
+    /// the replay and queues it in the new outbox: every message is then
+    /// either in the replay or delivered live, once. `make` may block (it
+    /// holds this room's order, not the registry).
+    pub fn join_with<T>(
+        self: &Arc<Self>,
+        name: RoomName,
+        make: impl FnOnce(&RoomName) -> (O, T),
+    ) -> Result<(Membership<O>, T), Closed> {
+        let room = {
+            let mut registry = lock(&self.registry);
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(Closed);
+            }
+            let room = Arc::clone(registry.rooms.entry(name).or_insert_with_key(|name| {
+                Arc::new(Room {
+                    name: name.clone(),
+                    order: Mutex::new(()),
+                    members: Mutex::new(Vec::new()),
+                    joining: AtomicUsize::new(0),
+                })
+            }));
+            room.joining.fetch_add(1, Ordering::Relaxed);
+            room
+        };
+        let _order = lock(&room.order);
+        let (outbox, made) = make(&room.name);
+        // Lock order everywhere: order, then registry, then members.
+        let registry = lock(&self.registry);
+        room.joining.fetch_sub(1, Ordering::Relaxed);
         if self.closed.load(Ordering::SeqCst) {
             return Err(Closed);
         }
         let id = self.next_member.fetch_add(1, Ordering::Relaxed);
-        let room = Arc::clone(registry.rooms.entry(room).or_insert_with_key(|name| {
-            Arc::new(Room {
-                name: name.clone(),
-                members: Mutex::new(Vec::new()),
-            })
-        }));
         lock(&room.members).push(Member { id, outbox });
-        Ok(Membership {
+        drop(registry);
+        let handle = RoomHandle {
             rooms: Arc::clone(self),
-            room,
-            id,
-        })
+            room: Arc::clone(&room),
+        };
+        Ok((Membership { handle, id }, made))
     }
 
     /// Closes the registry: every member is asked to close with `reason`,
@@ -146,6 +208,11 @@ impl<O: Outbox> Rooms<O> {
         }
     }
 
+    /// Whether [`Rooms::close_all`] has run.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
     /// Number of rooms with at least one member.
     pub fn room_count(&self) -> usize {
         lock(&self.registry).rooms.len()
@@ -157,24 +224,69 @@ impl<O: Outbox> Rooms<O> {
     }
 }
 
-impl<O: Outbox> Membership<O> {
-    /// The member's room.
+impl<O> Clone for RoomHandle<O> {
+    fn clone(&self) -> Self {
+        Self {
+            rooms: Arc::clone(&self.rooms),
+            room: Arc::clone(&self.room),
+        }
+    }
+}
+
+impl<O: Outbox> RoomHandle<O> {
+    /// The room.
     pub fn room(&self) -> &RoomName {
         &self.room.name
     }
 
-    /// Sends `text` to every member of the room, this one included.
+    /// Whether the server is shutting down (a send would fail).
+    pub fn is_closed(&self) -> bool {
+        self.rooms.is_closed()
+    }
+
+    /// Sends `text` to every member of the room, the sender included.
     ///
     /// The frame is encoded once and shared. Returns the number of members it
     /// was queued to, or [`Closed`] if the server is shutting down (then no
     /// member gets it).
     pub fn broadcast(&self, text: &str) -> Result<usize, Closed> {
-        let frame = message::encode_chat(text);
-        let mut slow = 0;
-        let mut members = lock(&self.room.members);
+        let members = lock(&self.room.members);
         if self.rooms.closed.load(Ordering::SeqCst) {
             return Err(Closed);
         }
+        Ok(self.push(members, text))
+    }
+
+    /// Runs `store` and then sends `text` to every member, inside the room's
+    /// order: the message is stored before anyone can receive it, and the
+    /// store's order is the delivery order. `store` may block. If the server
+    /// is shutting down, nothing is stored; if `store` fails, nothing is sent.
+    pub fn broadcast_after<T, E>(
+        &self,
+        text: &str,
+        store: impl FnOnce(&RoomName, &str) -> Result<T, E>,
+    ) -> Result<T, NotSent<E>> {
+        let _order = lock(&self.room.order);
+        if self.rooms.closed.load(Ordering::SeqCst) {
+            return Err(NotSent::Closed(Closed));
+        }
+        let stored = store(&self.room.name, text).map_err(NotSent::Store)?;
+        self.broadcast_stored(text);
+        Ok(stored)
+    }
+
+    /// Sends a message that is already stored, even if the server has
+    /// started shutting down (a member that is closing may not get it; the
+    /// history has it). For a caller that is the room's only writer to the
+    /// history, storing in batches (the async server's database thread): it
+    /// must call this in the order it stored.
+    pub fn broadcast_stored(&self, text: &str) -> usize {
+        self.push(lock(&self.room.members), text)
+    }
+
+    fn push(&self, mut members: MutexGuard<'_, Vec<Member<O>>>, text: &str) -> usize {
+        let frame = message::encode_chat(text);
+        let mut slow = 0;
         members.retain(|member| match member.outbox.try_push(frame.clone()) {
             Ok(()) => true,
             Err(PushError::Full) => {
@@ -194,19 +306,37 @@ impl<O: Outbox> Membership<O> {
         if slow > 0 {
             stats.slow_consumers.fetch_add(slow, Ordering::Relaxed);
         }
-        Ok(delivered)
+        delivered
+    }
+}
+
+impl<O: Outbox> Membership<O> {
+    /// The member's room.
+    pub fn room(&self) -> &RoomName {
+        self.handle.room()
+    }
+
+    /// The member's room, as a handle that can be sent to another thread.
+    pub fn handle(&self) -> &RoomHandle<O> {
+        &self.handle
+    }
+
+    /// Sends `text` to every member of the room, this one included: see
+    /// [`RoomHandle::broadcast`].
+    pub fn broadcast(&self, text: &str) -> Result<usize, Closed> {
+        self.handle.broadcast(text)
     }
 }
 
 impl<O: Outbox> Drop for Membership<O> {
     fn drop(&mut self) {
-        // Lock order everywhere: registry, then room.
-        let mut registry = lock(&self.rooms.registry);
-        let mut members = lock(&self.room.members);
+        let RoomHandle { rooms, room } = &self.handle;
+        let mut registry = lock(&rooms.registry);
+        let mut members = lock(&room.members);
         members.retain(|member| member.id != self.id);
-        if members.is_empty() {
+        if members.is_empty() && room.joining.load(Ordering::Relaxed) == 0 {
             drop(members);
-            registry.rooms.remove(&self.room.name);
+            registry.rooms.remove(&room.name);
         }
     }
 }
@@ -292,5 +422,81 @@ mod tests {
         assert_eq!(rooms.room_count(), 0);
         let (b, _b_rx, _) = member(8);
         assert!(rooms.join(room("r"), b).is_err());
+    }
+
+    #[test]
+    fn broadcast_after_sends_only_what_was_stored() {
+        let rooms = Rooms::new();
+        let (a, a_rx, _) = member(8);
+        let a = rooms.join(room("r"), a).unwrap();
+        let stored = a
+            .handle()
+            .broadcast_after("kept", |room, text| Ok::<_, &str>(format!("{room}:{text}")));
+        assert_eq!(stored, Ok("r:kept".to_owned()));
+        let failed = a
+            .handle()
+            .broadcast_after("lost", |_, _| Err::<(), _>("disk full"));
+        assert_eq!(failed, Err(NotSent::Store("disk full")));
+        assert_eq!(&*a_rx.try_recv().unwrap(), r#"{"message":"kept"}"#);
+        assert!(
+            a_rx.try_recv().is_err(),
+            "a message that was not stored was sent"
+        );
+        rooms.close_all(CloseReason::ServerShutdown);
+        let closed = a
+            .handle()
+            .broadcast_after("late", |_, _| -> Result<(), &str> {
+                panic!("stored during shutdown")
+            });
+        assert_eq!(closed, Err(NotSent::Closed(Closed)));
+    }
+
+    /// A joiner's replay (what was stored before it joined) and its live
+    /// frames together are every message once, in order, while another
+    /// thread posts throughout.
+    #[test]
+    fn join_with_replay_has_no_gap_and_no_duplicate() {
+        const MESSAGES: usize = 2000;
+        let rooms = Rooms::new();
+        let (poster, _poster_rx, _) = member(MESSAGES);
+        let poster = rooms.join(room("r"), poster).unwrap();
+        let history = Arc::new(Mutex::new(Vec::<String>::new()));
+        let posting = {
+            let handle = poster.handle().clone();
+            let history = Arc::clone(&history);
+            std::thread::spawn(move || {
+                for i in 0..MESSAGES {
+                    handle
+                        .broadcast_after(&i.to_string(), |_, text| {
+                            lock(&history).push(text.to_owned());
+                            Ok::<_, ()>(())
+                        })
+                        .unwrap();
+                }
+            })
+        };
+        let mut joiners = Vec::new();
+        // Join again and again while the poster runs (and once at least).
+        while joiners.is_empty() || (!posting.is_finished() && joiners.len() < 200) {
+            let (outbox, rx, _) = member(MESSAGES);
+            let (membership, replay) = rooms
+                .join_with(room("r"), |_| (outbox, lock(&history).clone()))
+                .unwrap();
+            joiners.push((membership, replay, rx));
+        }
+        posting.join().unwrap();
+        let all: Vec<String> = (0..MESSAGES).map(|i| i.to_string()).collect();
+        for (_membership, replay, rx) in joiners {
+            let live = rx.try_iter().map(|frame| {
+                let frame = crate::message::ServerFrame::parse(&frame).unwrap();
+                match frame {
+                    crate::message::ServerFrame::Message { message } => message,
+                    other => panic!("unexpected {other:?}"),
+                }
+            });
+            let seen: Vec<String> = replay.into_iter().chain(live).collect();
+            assert_eq!(seen, all);
+        }
+        drop(poster);
     }
 }

@@ -2,7 +2,8 @@
 //! in both servers, whose reader loops only add the waiting.
 //!
 //! A connection has a reader and a writer. The reader handles each frame with
-//! [`on_message`]: a chat message is broadcast to the room then and there;
+//! [`on_message`]: a chat message is to be posted to the room (each server
+//! posts it the way its history settings say: see their `history` modules);
 //! anything that needs an answer to this client becomes a [`Control`] request
 //! for the writer, which owns every write.
 
@@ -13,7 +14,6 @@ use tungstenite::{Bytes, Message, Utf8Bytes};
 
 use crate::close::CloseReason;
 use crate::message::{self, BadInput};
-use crate::rooms::{Membership, Outbox};
 
 /// What a reader asks its writer to send.
 #[derive(Debug)]
@@ -30,25 +30,29 @@ pub enum Control {
     PeerClosed(Option<CloseFrame>),
 }
 
-/// Handles one message from the client: broadcasts a chat message to the
-/// room, and returns what the writer must send, if anything.
-pub fn on_message<O: Outbox>(message: Message, membership: &Membership<O>) -> Option<Control> {
-    match message {
+/// What a reader does with one message from its client.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A chat message, decoded: post it to the room.
+    Chat(String),
+    /// Ask the writer to send this.
+    Answer(Control),
+}
+
+/// Handles one message from the client: decodes a chat message, or says what
+/// the writer must send, if anything.
+pub fn on_message(message: Message) -> Option<Incoming> {
+    let answer = match message {
         Message::Text(text) => match message::decode_client_text(&text) {
-            Ok(chat) => match membership.broadcast(&chat) {
-                Ok(_members) => None,
-                // Not sent to anyone: the sender must know.
-                Err(closed) => Some(Control::Reply(message::encode_error(&closed))),
-            },
-            Err(bad) => Some(Control::Reply(message::encode_error(&bad))),
+            Ok(chat) => return Some(Incoming::Chat(chat)),
+            Err(bad) => Control::Reply(message::encode_error(&bad)),
         },
-        Message::Binary(_) => Some(Control::Reply(message::encode_error(
-            &BadInput::BinaryFrame,
-        ))),
-        Message::Ping(data) => Some(Control::Pong(data)),
-        Message::Pong(_) | Message::Frame(_) => None,
-        Message::Close(frame) => Some(Control::PeerClosed(frame)),
-    }
+        Message::Binary(_) => Control::Reply(message::encode_error(&BadInput::BinaryFrame)),
+        Message::Ping(data) => Control::Pong(data),
+        Message::Pong(_) | Message::Frame(_) => return None,
+        Message::Close(frame) => Control::PeerClosed(frame),
+    };
+    Some(Incoming::Answer(answer))
 }
 
 /// Handles a read error: logs it (quietly when it is an expected way for a

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use chat_protocol::config::CLOSE_TIMEOUT;
 use chat_protocol::rooms::Membership;
 use chat_protocol::route::Refusal;
-use chat_protocol::session::{self, Control, Silence};
+use chat_protocol::session::{self, Control, Incoming, Silence};
 use chat_protocol::tungstenite::protocol::Role;
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use chat_protocol::route::Upgrade;
 
 use crate::handshake;
-use crate::outbox::{self, Outbox};
+use crate::outbox::Outbox;
 use crate::{Shared, writer};
 
 /// The reader's side of the socket. tungstenite answers pings and close
@@ -89,8 +89,11 @@ pub(crate) async fn serve(
         handshake::respond(&mut stream, &Refusal::ServerFull.response()).await;
         return;
     };
-    let (outbox, control, inbox) = outbox::outbox(config.outbox_capacity);
-    let Ok(membership) = shared.rooms.join(room, outbox) else {
+    let Ok((membership, control, inbox)) = shared
+        .history
+        .join(&shared.rooms, room, config.outbox_capacity)
+        .await
+    else {
         handshake::respond(&mut stream, &Refusal::ShuttingDown.response()).await;
         return;
     };
@@ -148,8 +151,14 @@ async fn read_frames(
         let request = match next {
             Ok(Some(Ok(message))) => {
                 silence.heard();
-                match session::on_message(message, &membership) {
-                    Some(request) => request,
+                match session::on_message(message) {
+                    Some(Incoming::Chat(text)) => {
+                        match shared.history.post(membership.handle(), text).await {
+                            Ok(()) => continue,
+                            Err(reply) => Control::Reply(reply),
+                        }
+                    }
+                    Some(Incoming::Answer(request)) => request,
                     None => continue,
                 }
             }

@@ -5,8 +5,12 @@
 //!
 //! * **Threads:** the runtime's worker threads (`--workers`, default: the
 //!   number of cores), named `chat-worker`, plus the thread that runs [`run`]
-//!   (the binary's main thread). Constant, whatever the number of clients. No
-//!   blocking pool is used.
+//!   (the binary's main thread). Constant, whatever the number of clients.
+//!   Without `--history`, no blocking pool is used. With it, the
+//!   `--db-bridge` adds: `writer`, one database thread (`chat-db`);
+//!   `spawn-blocking`, tokio's blocking pool, one thread per database call in
+//!   flight (at most one per connection, up to tokio's 512, idle ones exit
+//!   after 10 s); `inline`, none, because the workers block instead.
 //! * **Tasks:** one accept loop, plus **two tasks per connection**: the
 //!   reader, which does the HTTP handshake and then waits in `read`, and the
 //!   writer, which waits on the connection's queues and in `write`. A task
@@ -25,6 +29,10 @@
 //! * **Fan-out:** the sender's reader task encodes the frame once and pushes
 //!   it, without waiting, into every member's outbox under the room's lock
 //!   (`chat_protocol::rooms`); each member's writer task wakes and writes.
+//! * **History** (`--history`): a message is stored, then fanned out, in one
+//!   critical section per room, off the workers (the `history` module); the
+//!   reader task waits for the outcome before it reads the next frame, as the
+//!   sync server's reader thread does.
 //! * **Slow consumer:** a member whose outbox is full is removed from the room
 //!   and closed with 1013; nobody else waits for it.
 //! * **Limits:** `--max-connections` WebSockets (503 beyond), and
@@ -36,7 +44,9 @@
 //! own, on a thread.
 
 mod connection;
+mod db_thread;
 mod handshake;
+mod history;
 mod listener;
 pub mod outbox;
 mod shutdown;
@@ -58,6 +68,7 @@ use tokio::sync::Semaphore;
 use tokio::time::timeout;
 use tokio_util::task::TaskTracker;
 
+use history::History;
 pub use listener::bind;
 use outbox::Outbox;
 pub use shutdown::Shutdown;
@@ -72,6 +83,7 @@ pub(crate) struct Shared {
     config: ServerConfig,
     ws_config: WebSocketConfig,
     rooms: Arc<Rooms<Outbox>>,
+    history: History,
     /// WebSocket connections (`--max-connections`).
     connections: Arc<Semaphore>,
     /// Connections in their handshake (`--max-pending-handshakes`).
@@ -83,24 +95,50 @@ pub(crate) struct Shared {
 /// Serves chat on `listener` until `shutdown` is triggered, then closes every
 /// connection with 1001 and returns once they are closed (or, past
 /// `--shutdown-timeout-secs`, once they have been hung up on).
+///
+/// # Errors
+///
+/// An invalid `config`, a history database that cannot be opened, or a
+/// listener without a local address.
 pub async fn run(
     listener: TcpListener,
     config: ServerConfig,
     shutdown: Shutdown,
 ) -> io::Result<()> {
-    config
-        .validate()
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let (shared, history_finished) = Shared::new(config, shutdown)?;
+    serve(listener, shared, history_finished).await
+}
+
+impl Shared {
+    /// Checks `config` and opens the history.
+    fn new(
+        config: ServerConfig,
+        shutdown: Shutdown,
+    ) -> io::Result<(Arc<Self>, Option<history::Finished>)> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let (history, history_finished) = History::open(&config)?;
+        let shared = Arc::new(Self {
+            ws_config: config.websocket_config(),
+            connections: Arc::new(Semaphore::new(config.max_connections)),
+            handshakes: Arc::new(Semaphore::new(config.max_pending_handshakes)),
+            rooms: Rooms::new(),
+            history,
+            sockets: Sockets::default(),
+            shutdown,
+            config,
+        });
+        Ok((shared, history_finished))
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    history_finished: Option<history::Finished>,
+) -> io::Result<()> {
     let addr = listener.local_addr()?;
-    let shared = Arc::new(Shared {
-        ws_config: config.websocket_config(),
-        connections: Arc::new(Semaphore::new(config.max_connections)),
-        handshakes: Arc::new(Semaphore::new(config.max_pending_handshakes)),
-        rooms: Rooms::new(),
-        sockets: Sockets::default(),
-        shutdown,
-        config,
-    });
     tracing::info!(%addr, "serving (tokio tasks)");
     let alive = TaskTracker::new();
     listener::accept_loop(&listener, &shared, &alive).await;
@@ -119,7 +157,17 @@ pub async fn run(
             tracing::warn!("some connection tasks did not finish");
         }
     }
-    let stats = shared.rooms.stats();
+    let grace = shared.config.shutdown_timeout();
+    let stats = Arc::clone(&shared.rooms);
+    // The last reference to the database thread's queue: it stores what it
+    // holds, closes the database and ends.
+    drop(shared);
+    if let Some(finished) = history_finished
+        && timeout(grace, finished).await.is_err()
+    {
+        tracing::warn!("the history database thread did not finish");
+    }
+    let stats = stats.stats();
     tracing::info!(
         messages = stats.messages.load(Ordering::Relaxed),
         deliveries = stats.deliveries.load(Ordering::Relaxed),
@@ -161,15 +209,17 @@ pub fn spawn_with_workers(config: ServerConfig, workers: usize) -> io::Result<Se
     let listener = listener::bind("127.0.0.1:0")?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    let runtime = runtime(workers)?;
     let shutdown = Shutdown::new();
-    let thread_shutdown = shutdown.clone();
+    // Before the runtime: one dropped on this error path must not be dropped
+    // inside the caller's runtime (a test's).
+    let (shared, history_finished) = Shared::new(config, shutdown.clone())?;
+    let runtime = runtime(workers)?;
     let thread = thread::Builder::new()
         .name("chat-accept".into())
         .spawn(move || {
             runtime.block_on(async move {
                 let listener = TcpListener::from_std(listener)?;
-                run(listener, config, thread_shutdown).await
+                serve(listener, shared, history_finished).await
             })
         })?;
     Ok(ServerHandle {

@@ -14,7 +14,7 @@ use std::thread;
 use chat_protocol::config::CLOSE_TIMEOUT;
 use chat_protocol::rooms::Membership;
 use chat_protocol::route::Refusal;
-use chat_protocol::session::{self, Control, Silence};
+use chat_protocol::session::{self, Control, Incoming, Silence};
 use chat_protocol::tungstenite;
 use chat_protocol::tungstenite::protocol::{Role, WebSocket};
 use crossbeam_channel::Sender;
@@ -23,7 +23,7 @@ use chat_protocol::route::Upgrade;
 
 use crate::handshake;
 use crate::listener::Permit;
-use crate::outbox::{self, Outbox};
+use crate::outbox::Outbox;
 use crate::{Shared, THREAD_STACK_BYTES, writer};
 
 /// The reader's side of the socket (shared with the writer: one descriptor
@@ -64,8 +64,11 @@ pub(crate) fn serve(stream: Arc<TcpStream>, id: u64, handshake_slot: Permit, sha
         handshake::respond(&stream, &Refusal::ServerFull.response());
         return;
     };
-    let (outbox, control, inbox) = outbox::outbox(config.outbox_capacity);
-    let Ok(membership) = shared.rooms.join(room, outbox) else {
+    let Ok((membership, control, inbox)) =
+        shared
+            .history
+            .join(&shared.rooms, room, config.outbox_capacity)
+    else {
         handshake::respond(&stream, &Refusal::ShuttingDown.response());
         return;
     };
@@ -115,8 +118,14 @@ fn read_frames(
         let request = match socket.read() {
             Ok(message) => {
                 silence.heard();
-                match session::on_message(message, &membership) {
-                    Some(request) => request,
+                match session::on_message(message) {
+                    Some(Incoming::Chat(text)) => {
+                        match shared.history.post(membership.handle(), &text) {
+                            Ok(()) => continue,
+                            Err(reply) => Control::Reply(reply),
+                        }
+                    }
+                    Some(Incoming::Answer(request)) => request,
                     None => continue,
                 }
             }

@@ -24,6 +24,10 @@
 //! * **Fan-out:** the sender's reader thread encodes the frame once and pushes
 //!   it, without blocking, into every member's outbox under the room's lock
 //!   (`chat_protocol::rooms`); each member's writer thread wakes and writes.
+//! * **History** (`--history`): the sender's reader thread stores the message
+//!   in SQLite and then fans it out, in one critical section per room (the
+//!   `history` module); no extra thread. It blocks meanwhile, as a sync
+//!   consumer blocks in the ORM.
 //! * **Slow consumer:** a member whose outbox is full is removed from the room
 //!   and closed with 1013; nobody else waits for it.
 //! * **Limits:** `--max-connections` WebSockets (503 beyond), and
@@ -41,6 +45,7 @@
 mod budget;
 mod connection;
 mod handshake;
+mod history;
 mod listener;
 pub mod outbox;
 mod shutdown;
@@ -60,6 +65,7 @@ use chat_protocol::tungstenite::protocol::WebSocketConfig;
 use crossbeam_channel::RecvTimeoutError;
 
 pub use budget::ThreadBudget;
+use history::History;
 use listener::Limit;
 pub use listener::bind;
 use outbox::Outbox;
@@ -80,6 +86,7 @@ pub(crate) struct Shared {
     config: ServerConfig,
     ws_config: WebSocketConfig,
     rooms: Arc<Rooms<Outbox>>,
+    history: History,
     /// WebSocket connections (`--max-connections`).
     connections: Limit,
     /// Connections in their handshake (`--max-pending-handshakes`).
@@ -91,37 +98,60 @@ pub(crate) struct Shared {
 /// Serves chat on `listener` until `shutdown` is triggered, then closes every
 /// connection with 1001 and returns once they are closed (or, past
 /// `--shutdown-timeout-secs`, once they have been hung up on).
+///
+/// # Errors
+///
+/// An invalid `config`, a history database that cannot be opened, or a
+/// listener without a local address.
 pub fn run(listener: TcpListener, config: ServerConfig, shutdown: Shutdown) -> io::Result<()> {
-    config
-        .validate()
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let addr = listener.local_addr()?;
-    shutdown.watch_listener(addr);
-    let max_connections = match ThreadBudget::of_this_machine() {
-        Some(budget) => {
-            let fit = budget.connections(config.max_pending_handshakes);
-            if fit < config.max_connections {
-                tracing::warn!(
-                    max_connections = config.max_connections,
-                    fit,
-                    threads = budget.threads,
-                    limited_by = %budget.limited_by,
-                    "this machine's thread limits allow fewer connections: beyond them, upgrades get 503"
-                );
-            }
-            fit.min(config.max_connections)
+    serve(listener, Shared::new(config, shutdown)?)
+}
+
+impl Shared {
+    /// Checks `config`, opens the history and reads the machine's limits.
+    fn new(config: ServerConfig, shutdown: Shutdown) -> io::Result<Arc<Self>> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        if config.db_bridge.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "--db-bridge is for chat-async: chat-sync calls the database on each connection's own thread",
+            ));
         }
-        None => config.max_connections,
-    };
-    let shared = Arc::new(Shared {
-        ws_config: config.websocket_config(),
-        connections: Limit::new(max_connections),
-        handshakes: Limit::new(config.max_pending_handshakes),
-        rooms: Rooms::new(),
-        sockets: Sockets::default(),
-        shutdown,
-        config,
-    });
+        let history = History::open(&config).map_err(io::Error::other)?;
+        let max_connections = match ThreadBudget::of_this_machine() {
+            Some(budget) => {
+                let fit = budget.connections(config.max_pending_handshakes);
+                if fit < config.max_connections {
+                    tracing::warn!(
+                        max_connections = config.max_connections,
+                        fit,
+                        threads = budget.threads,
+                        limited_by = %budget.limited_by,
+                        "this machine's thread limits allow fewer connections: beyond them, upgrades get 503"
+                    );
+                }
+                fit.min(config.max_connections)
+            }
+            None => config.max_connections,
+        };
+        Ok(Arc::new(Self {
+            ws_config: config.websocket_config(),
+            connections: Limit::new(max_connections),
+            handshakes: Limit::new(config.max_pending_handshakes),
+            rooms: Rooms::new(),
+            history,
+            sockets: Sockets::default(),
+            shutdown,
+            config,
+        }))
+    }
+}
+
+fn serve(listener: TcpListener, shared: Arc<Shared>) -> io::Result<()> {
+    let addr = listener.local_addr()?;
+    shared.shutdown.watch_listener(addr);
     tracing::info!(%addr, "serving (thread per connection)");
     let (alive, all_done) = crossbeam_channel::bounded::<()>(0);
     listener::accept_loop(&listener, &shared, alive);
@@ -159,10 +189,10 @@ pub fn spawn(config: ServerConfig) -> io::Result<ServerHandle> {
     let listener = listener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let shutdown = Shutdown::new();
-    let thread_shutdown = shutdown.clone();
+    let shared = Shared::new(config, shutdown.clone())?;
     let thread = thread::Builder::new()
         .name("chat-accept".into())
-        .spawn(move || run(listener, config, thread_shutdown))?;
+        .spawn(move || serve(listener, shared))?;
     Ok(ServerHandle {
         addr,
         shutdown,

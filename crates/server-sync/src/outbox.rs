@@ -1,6 +1,7 @@
 //! A connection's queues to its writer thread, all bounded.
 //!
-//! * `frames` (capacity `--outbox-capacity`): chat frames from the room. The
+//! * `frames` (capacity `--outbox-capacity`, plus the replay queued in it at
+//!   join with `--history`): chat frames from the room. The
 //!   room pushes without blocking; a full queue gets the member closed with
 //!   1013 (see `chat_protocol::rooms`).
 //! * `control` (capacity `CONTROL_CAPACITY`): from the connection's own
