@@ -8,12 +8,21 @@
 //! per server:
 //!
 //! ```ignore
-//! chat_conformance::conformance!(sync, chat_server_sync::spawn);
-//! chat_conformance::conformance!(async_, chat_server_async::spawn);
+//! chat_conformance::conformance!(sync, chat_server_sync::spawn, db_bridges: []);
+//! chat_conformance::conformance!(async_, chat_server_async::spawn, db_bridges: [
+//!     writer: Writer,
+//!     spawn_blocking: SpawnBlocking,
+//!     inline: Inline,
+//! ]);
 //! ```
 //!
 //! which yields tests named `sync::same_room_delivery_includes_sender`,
-//! `async_::slow_consumer_is_closed_1013`, and so on.
+//! `async_::slow_consumer_is_closed_1013`, and so on. `db_bridges` lists the
+//! [`DbBridge`]s the server offers (`--db-bridge`), each under a module name:
+//! the [`history`] scenarios run once with the server's default (`db_bridge:
+//! None`), as `async_::history_messages_are_stored`, and once more per
+//! bridge, as `async_::inline::history_messages_are_stored`. A server that
+//! offers none (`[]`) must refuse every bridge.
 //!
 //! The scenarios, by module:
 //!
@@ -26,6 +35,10 @@
 //!   with its status; origins; stalled handshakes harm no one.
 //! * [`lifecycle`]: slow consumers (1013), idle timeout (1001), graceful
 //!   shutdown (1001).
+//! * [`history`]: with `--history`, every message stored before delivery,
+//!   exact replay on join, sequences continued across restarts, nothing
+//!   received lost at shutdown, database failures answered with an error,
+//!   and the configurations no server can run with refused.
 //!
 //! Rules every scenario keeps: the server listens on port 0; every wait is
 //! bounded and fails with a message saying what did not happen; nothing
@@ -36,11 +49,14 @@
 
 pub mod delivery;
 pub mod handshake;
+pub mod history;
 pub mod input;
 pub mod lifecycle;
 mod server;
 
 pub use chat_protocol::ServerConfig;
+pub use chat_protocol::config::DbBridge;
+pub use history::{HistoryServer, TryStart};
 pub use server::{SHUTDOWN_TIMEOUT, Start, TestServer};
 
 /// Generates the whole suite for one server, as a module of
@@ -48,55 +64,106 @@ pub use server::{SHUTDOWN_TIMEOUT, Start, TestServer};
 ///
 /// `$server` names the module (and the server in failure messages);
 /// `$spawn` is the server's `spawn(ServerConfig) -> io::Result<Handle>`, whose
-/// handle has `local_addr()` and a blocking `shutdown_and_join()`. The
-/// invoking crate needs `tokio` (with `macros` and `rt-multi-thread`) for
+/// handle has `local_addr()` and a blocking `shutdown_and_join()`.
+/// `db_bridges: [module: Variant, ...]` lists the [`DbBridge`] variants the
+/// server offers: the [`history`] scenarios run with `db_bridge: None` in
+/// `$server`, and with each listed bridge in `$server::module`. The invoking
+/// crate needs `tokio` (with `macros` and `rt-multi-thread`) for
 /// `#[tokio::test]`.
 #[macro_export]
 macro_rules! conformance {
-    ($server:ident, $spawn:path) => {
-        $crate::conformance!(@suite $server, $spawn, [
-            delivery::same_room_delivery_includes_sender,
-            delivery::no_cross_room_delivery,
-            delivery::concurrent_senders_same_order_for_all,
-            delivery::unicode_round_trips,
-            delivery::message_at_the_size_limit_round_trips,
-            delivery::client_close_is_echoed_and_room_goes_on,
-            input::bad_input_gets_an_error_and_the_connection_stays,
-            input::extra_fields_are_ignored,
-            input::oversized_message_closes_1009,
-            input::invalid_utf8_closes_1007,
-            input::protocol_violation_closes_1002,
-            input::ping_gets_pong,
-            handshake::serves_the_pages,
-            handshake::refuses_unknown_paths_and_invalid_rooms,
-            handshake::checks_the_origin,
-            handshake::refuses_malformed_upgrades,
-            handshake::refuses_upgrades_beyond_max_connections,
-            handshake::ignores_the_query_string,
-            handshake::stalled_handshakes_block_no_one,
-            lifecycle::slow_consumer_is_closed_1013,
-            lifecycle::idle_connection_is_closed_1001,
-            lifecycle::graceful_shutdown_closes_everyone_1001,
-            lifecycle::shutdown_finishes_despite_an_unresponsive_client,
-            lifecycle::shutdown_mid_burst_delivers_the_same_messages_to_all,
-        ]);
-    };
-    (@suite $server:ident, $spawn:path, [$($module:ident :: $scenario:ident),* $(,)?]) => {
+    (
+        $server:ident,
+        $spawn:path,
+        db_bridges: [$($bridge_module:ident : $bridge:ident),* $(,)?] $(,)?
+    ) => {
         mod $server {
+            /// The bridges this server offers; it must refuse the others.
+            const DB_BRIDGES: &[$crate::DbBridge] = &[$($crate::DbBridge::$bridge),*];
+
             fn start(config: $crate::ServerConfig) -> $crate::TestServer {
-                let label = stringify!($server);
-                let handle = $spawn(config)
-                    .unwrap_or_else(|error| panic!("the {label} server did not start: {error}"));
-                let addr = handle.local_addr();
-                $crate::TestServer::new(label, addr, move || handle.shutdown_and_join())
+                try_start(config).unwrap_or_else(|error| {
+                    panic!("the {} server did not start: {error}", stringify!($server))
+                })
             }
 
+            fn try_start(config: $crate::ServerConfig) -> ::std::io::Result<$crate::TestServer> {
+                let handle = $spawn(config)?;
+                let addr = handle.local_addr();
+                Ok($crate::TestServer::new(
+                    stringify!($server),
+                    addr,
+                    move || handle.shutdown_and_join(),
+                ))
+            }
+
+            $crate::conformance!(@tests start, [
+                delivery::same_room_delivery_includes_sender,
+                delivery::no_cross_room_delivery,
+                delivery::concurrent_senders_same_order_for_all,
+                delivery::unicode_round_trips,
+                delivery::message_at_the_size_limit_round_trips,
+                delivery::client_close_is_echoed_and_room_goes_on,
+                input::bad_input_gets_an_error_and_the_connection_stays,
+                input::extra_fields_are_ignored,
+                input::oversized_message_closes_1009,
+                input::invalid_utf8_closes_1007,
+                input::protocol_violation_closes_1002,
+                input::ping_gets_pong,
+                handshake::serves_the_pages,
+                handshake::refuses_unknown_paths_and_invalid_rooms,
+                handshake::checks_the_origin,
+                handshake::refuses_malformed_upgrades,
+                handshake::refuses_upgrades_beyond_max_connections,
+                handshake::ignores_the_query_string,
+                handshake::stalled_handshakes_block_no_one,
+                lifecycle::slow_consumer_is_closed_1013,
+                lifecycle::idle_connection_is_closed_1001,
+                lifecycle::graceful_shutdown_closes_everyone_1001,
+                lifecycle::shutdown_finishes_despite_an_unresponsive_client,
+                lifecycle::shutdown_mid_burst_delivers_the_same_messages_to_all,
+            ]);
+
+            $crate::conformance!(@history $crate::HistoryServer {
+                name: stringify!($server),
+                start,
+                try_start,
+                bridge: None,
+                offered: DB_BRIDGES,
+            });
+
             $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    $crate::$module::$scenario(start).await;
+                mod $bridge_module {
+                    $crate::conformance!(@history $crate::HistoryServer {
+                        name: concat!(stringify!($server), "::", stringify!($bridge_module)),
+                        start: super::start,
+                        try_start: super::try_start,
+                        bridge: Some($crate::DbBridge::$bridge),
+                        offered: super::DB_BRIDGES,
+                    });
                 }
             )*
         }
+    };
+    (@history $server:expr) => {
+        $crate::conformance!(@tests $server, [
+            history::history_messages_are_stored,
+            history::history_replay_on_join_is_exact_under_concurrent_posting,
+            history::history_short_replay_joins_the_live_stream_without_gap,
+            history::history_sequence_continues_across_a_restart,
+            history::history_graceful_shutdown_loses_nothing_received,
+            history::history_store_failure_gets_an_error_and_the_server_goes_on,
+            history::history_read_failure_at_join_still_joins,
+            history::history_unopenable_database_fails_the_start,
+            history::history_db_options_are_checked,
+        ]);
+    };
+    (@tests $arg:expr, [$($module:ident :: $scenario:ident),* $(,)?]) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                $crate::$module::$scenario($arg).await;
+            }
+        )*
     };
 }
