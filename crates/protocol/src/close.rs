@@ -22,6 +22,9 @@ pub enum CloseReason {
     InvalidUtf8,
     /// The client broke the WebSocket protocol (1002).
     ProtocolError,
+    /// The server lost its Redis subscription for the client's room, so the
+    /// client may have missed messages: reconnect (1012, service restart).
+    LayerLost,
 }
 
 impl CloseReason {
@@ -33,6 +36,7 @@ impl CloseReason {
             Self::MessageTooBig => CloseCode::Size,
             Self::InvalidUtf8 => CloseCode::Invalid,
             Self::ProtocolError => CloseCode::Protocol,
+            Self::LayerLost => CloseCode::Restart,
         }
     }
 
@@ -45,6 +49,9 @@ impl CloseReason {
             Self::MessageTooBig => "message too big",
             Self::InvalidUtf8 => "invalid UTF-8 in text message",
             Self::ProtocolError => "WebSocket protocol error",
+            Self::LayerLost => {
+                "lost the room's Redis subscription: messages may be missing, reconnect"
+            }
         }
     }
 
@@ -91,5 +98,12 @@ mod tests {
         assert_eq!(u16::from(CloseReason::MessageTooBig.code()), 1009);
         assert_eq!(u16::from(CloseReason::InvalidUtf8.code()), 1007);
         assert_eq!(u16::from(CloseReason::ProtocolError.code()), 1002);
+        assert_eq!(u16::from(CloseReason::LayerLost.code()), 1012);
+        for reason in [CloseReason::LayerLost, CloseReason::SlowConsumer] {
+            assert!(
+                reason.text().len() <= 123,
+                "a close reason fits a control frame"
+            );
+        }
     }
 }

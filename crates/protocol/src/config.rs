@@ -43,6 +43,20 @@ pub enum DbBridge {
     Inline,
 }
 
+/// Where a server's rooms live (`--layer`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Layer {
+    /// In this process only (the default).
+    #[default]
+    Memory,
+    /// On Redis pub/sub, shared with every process on the same Redis, in the
+    /// wire format of `channels_redis`' `RedisPubSubChannelLayer`.
+    Redis,
+}
+
+/// The default `--layer-prefix`, as in `channels_redis`.
+pub const DEFAULT_LAYER_PREFIX: &str = "asgi";
+
 /// Options common to both binaries: where to listen, and the shared config.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
@@ -147,6 +161,23 @@ pub struct ServerConfig {
     /// on the connection's own thread.
     #[arg(long, value_enum)]
     pub db_bridge: Option<DbBridge>,
+
+    /// Where rooms live: in this process (`memory`), or on Redis
+    /// (`redis`), shared with other processes, ours or Django Channels'.
+    #[arg(long, value_enum, default_value_t = Layer::Memory)]
+    pub layer: Layer,
+
+    /// With --layer redis: a Redis server, `redis://HOST:PORT[/DB]`.
+    /// Repeatable: several are shards, each room on one of them, chosen as
+    /// channels_redis chooses (list them in the same order as Django's
+    /// `hosts`).
+    #[arg(long = "redis-url", value_name = "URL")]
+    pub redis_urls: Vec<String>,
+
+    /// With --layer redis: the prefix of the Redis channel names, as
+    /// channels_redis' `prefix`.
+    #[arg(long, default_value = DEFAULT_LAYER_PREFIX, value_name = "PREFIX")]
+    pub layer_prefix: String,
 }
 
 /// Every count, size and timeout must be at least 1: a zero-capacity queue
@@ -171,6 +202,9 @@ pub enum InvalidConfig {
     /// A database option was given without `history`.
     #[error("invalid server configuration: {0} needs --history")]
     NeedsHistory(&'static str),
+    /// `--layer redis` without a `--redis-url`, or a Redis option without it.
+    #[error("invalid server configuration: {0}")]
+    Layer(&'static str),
 }
 
 impl Default for ServerConfig {
@@ -206,6 +240,20 @@ impl ServerConfig {
         }
         if self.history_replay > MAX_HISTORY_REPLAY {
             return Err(InvalidConfig::ReplayTooLong);
+        }
+        match self.layer {
+            Layer::Memory if !self.redis_urls.is_empty() => {
+                return Err(InvalidConfig::Layer("--redis-url needs --layer redis"));
+            }
+            Layer::Redis if self.redis_urls.is_empty() => {
+                return Err(InvalidConfig::Layer("--layer redis needs a --redis-url"));
+            }
+            Layer::Redis if self.history.is_some() => {
+                return Err(InvalidConfig::Layer(
+                    "--history works with --layer memory only (with Redis, every process would store every message)",
+                ));
+            }
+            _ => {}
         }
         if self.history.is_none() {
             if self.db_bridge.is_some() {

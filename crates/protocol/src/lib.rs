@@ -5,8 +5,11 @@
 //! room-name rules ([`room`]), the routing of an HTTP request head to a page,
 //! an upgrade or a refusal ([`route`]), the JSON frames in both directions
 //! ([`message`]), close codes ([`close`]), the limits and buffer sizes shared by
-//! both servers ([`config`]), the web page ([`page`]) and the room registry
-//! that fans a message out to every member's bounded outbox ([`rooms`]).
+//! both servers ([`config`]), the web page ([`page`]), the room registry
+//! that fans a message out to every member's bounded outbox ([`rooms`]) and
+//! the wire format of the Redis channel layer that lets servers in several
+//! processes share rooms with each other and with Django Channels
+//! ([`layer`]).
 //!
 //! The servers differ only in how they move bytes and wait: the sync server
 //! with blocking threads, the async server with tokio tasks. Keeping the
@@ -15,12 +18,14 @@
 
 pub mod close;
 pub mod config;
+pub mod layer;
 pub mod message;
 pub mod page;
 pub mod room;
 pub mod rooms;
 pub mod route;
 pub mod session;
+pub mod subscriptions;
 
 pub use config::{CommonArgs, ServerConfig};
 pub use room::RoomName;

@@ -208,6 +208,33 @@ impl<O: Outbox> Rooms<O> {
         }
     }
 
+    /// Sends `text` to every local member of `room`, if it has any: for a
+    /// message that comes, already in its room's order, from elsewhere (the
+    /// Redis layer). Returns the number of members it was queued to; none
+    /// once the server is shutting down.
+    pub fn broadcast_in(&self, room: &RoomName, text: &str) -> usize {
+        let Some(room) = lock(&self.registry).rooms.get(room).map(Arc::clone) else {
+            return 0;
+        };
+        let members = lock(&room.members);
+        if self.closed.load(Ordering::SeqCst) {
+            return 0;
+        }
+        push(&self.stats, members, text)
+    }
+
+    /// Asks every local member of `room` to close with `reason` (for the
+    /// Redis layer: its subscription was lost, so they may have missed
+    /// messages).
+    pub fn close_room(&self, room: &RoomName, reason: CloseReason) {
+        let Some(room) = lock(&self.registry).rooms.get(room).map(Arc::clone) else {
+            return;
+        };
+        for member in lock(&room.members).iter() {
+            member.outbox.close(reason);
+        }
+    }
+
     /// Whether [`Rooms::close_all`] has run.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
@@ -254,7 +281,7 @@ impl<O: Outbox> RoomHandle<O> {
         if self.rooms.closed.load(Ordering::SeqCst) {
             return Err(Closed);
         }
-        Ok(self.push(members, text))
+        Ok(push(&self.rooms.stats, members, text))
     }
 
     /// Runs `store` and then sends `text` to every member, inside the room's
@@ -281,33 +308,38 @@ impl<O: Outbox> RoomHandle<O> {
     /// history, storing in batches (the async server's database thread): it
     /// must call this in the order it stored.
     pub fn broadcast_stored(&self, text: &str) -> usize {
-        self.push(lock(&self.room.members), text)
+        push(&self.rooms.stats, lock(&self.room.members), text)
     }
+}
 
-    fn push(&self, mut members: MutexGuard<'_, Vec<Member<O>>>, text: &str) -> usize {
-        let frame = message::encode_chat(text);
-        let mut slow = 0;
-        members.retain(|member| match member.outbox.try_push(frame.clone()) {
-            Ok(()) => true,
-            Err(PushError::Full) => {
-                member.outbox.close(CloseReason::SlowConsumer);
-                slow += 1;
-                false
-            }
-            Err(PushError::Gone) => false,
-        });
-        let delivered = members.len();
-        drop(members);
-        let stats = &self.rooms.stats;
-        stats.messages.fetch_add(1, Ordering::Relaxed);
-        stats
-            .deliveries
-            .fetch_add(delivered as u64, Ordering::Relaxed);
-        if slow > 0 {
-            stats.slow_consumers.fetch_add(slow, Ordering::Relaxed);
+/// Pushes `text`, encoded once, into every member's outbox; a member whose
+/// outbox is full is removed and told to close with 1013.
+fn push<O: Outbox>(
+    stats: &Stats,
+    mut members: MutexGuard<'_, Vec<Member<O>>>,
+    text: &str,
+) -> usize {
+    let frame = message::encode_chat(text);
+    let mut slow = 0;
+    members.retain(|member| match member.outbox.try_push(frame.clone()) {
+        Ok(()) => true,
+        Err(PushError::Full) => {
+            member.outbox.close(CloseReason::SlowConsumer);
+            slow += 1;
+            false
         }
-        delivered
+        Err(PushError::Gone) => false,
+    });
+    let delivered = members.len();
+    drop(members);
+    stats.messages.fetch_add(1, Ordering::Relaxed);
+    stats
+        .deliveries
+        .fetch_add(delivered as u64, Ordering::Relaxed);
+    if slow > 0 {
+        stats.slow_consumers.fetch_add(slow, Ordering::Relaxed);
     }
+    delivered
 }
 
 impl<O: Outbox> Membership<O> {

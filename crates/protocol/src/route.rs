@@ -83,6 +83,9 @@ pub enum Refusal {
     /// The server is shutting down (503).
     #[error("server shutting down")]
     ShuttingDown,
+    /// The room's Redis subscription could not be confirmed (503).
+    #[error("chat layer unavailable: try again later")]
+    LayerUnavailable,
     /// The request head is larger than the limit (431).
     #[error("request head too large")]
     HeadTooLarge,
@@ -100,7 +103,9 @@ impl Refusal {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedVersion => StatusCode::UPGRADE_REQUIRED,
             Self::ForeignOrigin => StatusCode::FORBIDDEN,
-            Self::ServerFull | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ServerFull | Self::ShuttingDown | Self::LayerUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,
         }

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use chat_protocol::config::CLOSE_TIMEOUT;
-use chat_protocol::rooms::Membership;
 use chat_protocol::route::Refusal;
 use chat_protocol::session::{self, Control, Incoming, Silence};
 use chat_protocol::tungstenite::protocol::Role;
@@ -28,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use chat_protocol::route::Upgrade;
 
 use crate::handshake;
-use crate::outbox::Outbox;
+use crate::layer::{Joined, Member};
 use crate::{Shared, writer};
 
 /// The reader's side of the socket. tungstenite answers pings and close
@@ -89,13 +88,20 @@ pub(crate) async fn serve(
         handshake::respond(&mut stream, &Refusal::ServerFull.response()).await;
         return;
     };
-    let Ok((membership, control, inbox)) = shared
-        .history
+    let joined = shared
+        .layer
         .join(&shared.rooms, room, config.outbox_capacity)
-        .await
-    else {
-        handshake::respond(&mut stream, &Refusal::ShuttingDown.response()).await;
-        return;
+        .await;
+    let Joined {
+        member,
+        control,
+        inbox,
+    } = match joined {
+        Ok(joined) => joined,
+        Err(refusal) => {
+            handshake::respond(&mut stream, &refusal.response()).await;
+            return;
+        }
     };
     match timeout(config.write_timeout(), stream.write_all(&response)).await {
         Ok(Ok(())) => {}
@@ -109,7 +115,7 @@ pub(crate) async fn serve(
         }
     }
     drop(handshake_slot);
-    tracing::debug!(id, room = %membership.room(), "joined");
+    tracing::debug!(id, room = %member.membership.room(), "joined");
 
     let (read_half, write_half) = stream.into_split();
     let writer = tokio::spawn(writer::run(
@@ -120,7 +126,7 @@ pub(crate) async fn serve(
         config.max_batch_frames,
         hang_up.clone(),
     ));
-    read_frames(read_half, leftover, membership, control, shared, &hang_up).await;
+    read_frames(read_half, leftover, member, control, shared, &hang_up).await;
     let _ = writer.await;
     tracing::debug!(id, "closed");
 }
@@ -129,7 +135,7 @@ pub(crate) async fn serve(
 async fn read_frames(
     stream: OwnedReadHalf,
     leftover: Vec<u8>,
-    membership: Membership<Outbox>,
+    member: Member,
     control: Sender<Control>,
     shared: &Shared,
     hang_up: &CancellationToken,
@@ -153,7 +159,7 @@ async fn read_frames(
                 silence.heard();
                 match session::on_message(message) {
                     Some(Incoming::Chat(text)) => {
-                        match shared.history.post(membership.handle(), text).await {
+                        match shared.layer.post(member.membership.handle(), text).await {
                             Ok(()) => continue,
                             Err(reply) => Control::Reply(reply),
                         }
@@ -175,7 +181,7 @@ async fn read_frames(
             break None;
         }
     };
-    drop(membership);
+    drop(member);
     if let Some(reason) = failure
         && control.send(Control::Close(reason)).await.is_ok()
     {

@@ -47,8 +47,10 @@ mod connection;
 mod db_thread;
 mod handshake;
 mod history;
+mod layer;
 mod listener;
 pub mod outbox;
+mod pubsub;
 mod shutdown;
 mod writer;
 
@@ -68,7 +70,7 @@ use tokio::sync::Semaphore;
 use tokio::time::timeout;
 use tokio_util::task::TaskTracker;
 
-use history::History;
+use layer::Layer;
 pub use listener::bind;
 use outbox::Outbox;
 pub use shutdown::Shutdown;
@@ -83,7 +85,7 @@ pub(crate) struct Shared {
     config: ServerConfig,
     ws_config: WebSocketConfig,
     rooms: Arc<Rooms<Outbox>>,
-    history: History,
+    layer: Layer,
     /// WebSocket connections (`--max-connections`).
     connections: Arc<Semaphore>,
     /// Connections in their handshake (`--max-pending-handshakes`).
@@ -118,13 +120,13 @@ impl Shared {
         config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let (history, history_finished) = History::open(&config)?;
+        let (layer, history_finished) = Layer::open(&config)?;
         let shared = Arc::new(Self {
             ws_config: config.websocket_config(),
             connections: Arc::new(Semaphore::new(config.max_connections)),
             handshakes: Arc::new(Semaphore::new(config.max_pending_handshakes)),
             rooms: Rooms::new(),
-            history,
+            layer,
             sockets: Sockets::default(),
             shutdown,
             config,
@@ -139,6 +141,7 @@ async fn serve(
     history_finished: Option<history::Finished>,
 ) -> io::Result<()> {
     let addr = listener.local_addr()?;
+    shared.layer.start(&shared.rooms);
     tracing::info!(%addr, "serving (tokio tasks)");
     let alive = TaskTracker::new();
     listener::accept_loop(&listener, &shared, &alive).await;
@@ -157,6 +160,7 @@ async fn serve(
             tracing::warn!("some connection tasks did not finish");
         }
     }
+    shared.layer.stop();
     let grace = shared.config.shutdown_timeout();
     let stats = Arc::clone(&shared.rooms);
     // The last reference to the database thread's queue: it stores what it

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::thread;
 
 use chat_protocol::config::CLOSE_TIMEOUT;
-use chat_protocol::rooms::Membership;
 use chat_protocol::route::Refusal;
 use chat_protocol::session::{self, Control, Incoming, Silence};
 use chat_protocol::tungstenite;
@@ -22,8 +21,8 @@ use crossbeam_channel::Sender;
 use chat_protocol::route::Upgrade;
 
 use crate::handshake;
+use crate::layer::{Joined, Member};
 use crate::listener::Permit;
-use crate::outbox::Outbox;
 use crate::{Shared, THREAD_STACK_BYTES, writer};
 
 /// The reader's side of the socket (shared with the writer: one descriptor
@@ -64,20 +63,26 @@ pub(crate) fn serve(stream: Arc<TcpStream>, id: u64, handshake_slot: Permit, sha
         handshake::respond(&stream, &Refusal::ServerFull.response());
         return;
     };
-    let Ok((membership, control, inbox)) =
-        shared
-            .history
-            .join(&shared.rooms, room, config.outbox_capacity)
-    else {
-        handshake::respond(&stream, &Refusal::ShuttingDown.response());
-        return;
+    let Joined {
+        member,
+        control,
+        inbox,
+    } = match shared
+        .layer
+        .join(&shared.rooms, room, config.outbox_capacity)
+    {
+        Ok(joined) => joined,
+        Err(refusal) => {
+            handshake::respond(&stream, &refusal.response());
+            return;
+        }
     };
     if let Err(error) = (&*stream).write_all(&response) {
         tracing::debug!(%error, "could not write the 101 response");
         return;
     }
     drop(handshake_slot);
-    tracing::debug!(id, room = %membership.room(), "joined");
+    tracing::debug!(id, room = %member.membership.room(), "joined");
 
     let writer_stream = Arc::clone(&stream);
     let ws_config = shared.ws_config;
@@ -93,7 +98,7 @@ pub(crate) fn serve(stream: Arc<TcpStream>, id: u64, handshake_slot: Permit, sha
             return;
         }
     };
-    read_frames(stream, leftover, membership, control, shared);
+    read_frames(stream, leftover, member, control, shared);
     let _ = writer.join();
     tracing::debug!(id, "closed");
 }
@@ -102,7 +107,7 @@ pub(crate) fn serve(stream: Arc<TcpStream>, id: u64, handshake_slot: Permit, sha
 fn read_frames(
     stream: Arc<TcpStream>,
     leftover: Vec<u8>,
-    membership: Membership<Outbox>,
+    member: Member,
     control: Sender<Control>,
     shared: &Shared,
 ) {
@@ -120,7 +125,7 @@ fn read_frames(
                 silence.heard();
                 match session::on_message(message) {
                     Some(Incoming::Chat(text)) => {
-                        match shared.history.post(membership.handle(), &text) {
+                        match shared.layer.post(member.membership.handle(), &text) {
                             Ok(()) => continue,
                             Err(reply) => Control::Reply(reply),
                         }
@@ -143,7 +148,7 @@ fn read_frames(
             break None;
         }
     };
-    drop(membership);
+    drop(member);
     if let Some(reason) = failure
         && control.send(Control::Close(reason)).is_ok()
     {

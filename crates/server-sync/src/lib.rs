@@ -46,8 +46,10 @@ mod budget;
 mod connection;
 mod handshake;
 mod history;
+mod layer;
 mod listener;
 pub mod outbox;
+mod pubsub;
 mod shutdown;
 mod writer;
 
@@ -65,7 +67,7 @@ use chat_protocol::tungstenite::protocol::WebSocketConfig;
 use crossbeam_channel::RecvTimeoutError;
 
 pub use budget::ThreadBudget;
-use history::History;
+use layer::Layer;
 use listener::Limit;
 pub use listener::bind;
 use outbox::Outbox;
@@ -86,7 +88,7 @@ pub(crate) struct Shared {
     config: ServerConfig,
     ws_config: WebSocketConfig,
     rooms: Arc<Rooms<Outbox>>,
-    history: History,
+    layer: Layer,
     /// WebSocket connections (`--max-connections`).
     connections: Limit,
     /// Connections in their handshake (`--max-pending-handshakes`).
@@ -119,7 +121,8 @@ impl Shared {
                 "--db-bridge is for chat-async: chat-sync calls the database on each connection's own thread",
             ));
         }
-        let history = History::open(&config).map_err(io::Error::other)?;
+        let rooms = Rooms::new();
+        let layer = Layer::open(&config, &rooms, &shutdown)?;
         let max_connections = match ThreadBudget::of_this_machine() {
             Some(budget) => {
                 let fit = budget.connections(config.max_pending_handshakes);
@@ -140,8 +143,8 @@ impl Shared {
             ws_config: config.websocket_config(),
             connections: Limit::new(max_connections),
             handshakes: Limit::new(config.max_pending_handshakes),
-            rooms: Rooms::new(),
-            history,
+            rooms,
+            layer,
             sockets: Sockets::default(),
             shutdown,
             config,
@@ -167,6 +170,7 @@ fn serve(listener: TcpListener, shared: Arc<Shared>) -> io::Result<()> {
             tracing::warn!("some connection threads did not finish");
         }
     }
+    shared.layer.stop();
     let stats = shared.rooms.stats();
     tracing::info!(
         messages = stats.messages.load(Ordering::Relaxed),
