@@ -24,6 +24,10 @@
 #              pairs each with the same run on today's servers
 # --out DIR    the run directory [default: results/<UTC date>-<hostname>]
 #
+# Both of our servers also run the history experiments (issue 5): history
+# off and on (each database bridge of chat-async), and a quiet room beside
+# a busy one with every database call delayed (see history_runs).
+#
 # Each run directory gets runs.jsonl (one JSON record per load-generator
 # run, appended by chat-loadgen --json) and README.md (the commit, the
 # machine, the limits, the versions, this command and every chat-loadgen
@@ -83,6 +87,22 @@ readonly CONNECTIONS_PER_SOURCE_ADDR=20000
 # rung that does not open them all. The sync server needs two threads per
 # connection, so it meets pid_max (32,768 here), or max_map_count (65,530:
 # a thread's stack and its guard page are two maps), near 16,000.
+#
+# History, throughput: 10 rooms of 10 clients, one sender each, at each rate
+# of history_rates: many messages in small rooms, so that storing them is
+# much of the work (100 to 3,000 msg/s per sender: 1,000 to 30,000 messages
+# stored per second in all, each delivered to 10 members): the top rungs
+# are where a store path may fall behind while the same server without
+# history keeps up; the report compares at the heaviest load each server
+# carries with history off.
+#
+# History, stall: the quiet room (10 clients, one sender at 20 msg/s) beside
+# the busy room (10 clients, all sending 100 msg/s), every database call
+# first sleeping stall_delay_ms. One call at a time per room allows the busy
+# room 1,000 / stall_delay_ms msg/s, so it asks for more than a bridge that
+# stores one message per call can give. --drain above --drain-max: a server
+# stalled by its database delivers nothing for a while, which must count as
+# late (its latency recorded as at least the wait), not as lost.
 set_sweep() {
     if [[ "$quick" == true ]]; then
         fanout_clients=(10 100)
@@ -99,6 +119,9 @@ set_sweep() {
         connections_ladder=(500)
         baseline_connections=500
         connections_hold=1
+        history_rates=(100)
+        history_timing=(--warmup 0.5 --duration 1 --drain 1 --drain-max 2)
+        stall_timing=(--warmup 0.5 --duration 1 --drain 3 --drain-max 1)
     else
         fanout_clients=(10 100 1000 5000)
         fanout_timing=(--warmup 2 --duration 10)
@@ -114,7 +137,14 @@ set_sweep() {
         connections_ladder=(1000 5000 10000 14000 16000 20000 30000 50000)
         baseline_connections=10000
         connections_hold=5
+        history_rates=(100 300 1000 3000)
+        history_timing=(--warmup 1 --duration 5 --drain-max 20)
+        stall_timing=(--warmup 2 --duration 10 --drain 10 --drain-max 5)
     fi
+    history_rooms=10
+    stall_delay_ms=10
+    stall_quiet=(--clients 10 --rooms 1 --senders 1 --rate 20)
+    stall_busy=(--busy-clients 10 --busy-senders 10 --busy-rate 100)
 }
 
 # ------------------------------------------------------------ the plumbing
@@ -287,6 +317,9 @@ cleanup() {
     if [[ -n "${server_pid:-}" ]]; then
         echo "bench.sh: stopping $server_label (pid $server_pid)" >&2
         stop_server || true
+    fi
+    if [[ -n "${history_dir:-}" ]]; then
+        rm -rf "$history_dir"
     fi
 }
 
@@ -560,6 +593,83 @@ variant_pair() {
     loadgen_extra_args=()
 }
 
+# The history experiments (issue 5) against servers sync and async, each
+# run on a fresh server with a fresh SQLite file (in a temporary directory,
+# removed afterwards), recorded as a variant that the report keeps out of
+# every other section: history-<setting> for the throughput runs and
+# stall-<setting> for the stall experiment, <setting> being where the
+# server's database calls run (see history_case). Parameters: set_sweep.
+history_runs() {
+    local label setting rate
+    note "" "## History (SQLite)" "" "Each run on a fresh server with a fresh SQLite file (\`--history\`, in a temporary directory, removed afterwards), recorded with \`--variant history-<setting>\` (throughput) or \`stall-<setting>\` (a quiet room beside a busy one, every database call delayed \`--db-delay-ms $stall_delay_ms\`) and the server's flags (\`--server-flags\`). <setting>: \`off\` (no --history), \`thread\` (chat-sync: SQLite on the connection's own thread), or chat-async's \`--db-bridge\` (\`writer\`, \`spawn-blocking\`, \`inline\`)."
+    history_dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-history.XXXXXX")
+    history_db_runs=0
+    for label in sync async; do
+        note "" "### \`$label\`, history"
+        for setting in $(history_settings "$label"); do
+            for rate in "${history_rates[@]}"; do
+                history_case "$label" history "$setting" 0 \
+                    --clients $((history_rooms * 10)) --rooms "$history_rooms" --senders 1 \
+                    --rate "$rate" --payload 64 "${history_timing[@]}"
+            done
+        done
+        for setting in $(history_settings "$label"); do
+            history_case "$label" stall "$setting" "$stall_delay_ms" \
+                "${stall_quiet[@]}" "${stall_busy[@]}" --payload 64 "${stall_timing[@]}"
+        done
+    done
+    rm -rf "$history_dir"
+    history_dir=""
+}
+
+# Where server $1's database calls can run: off (no --history), then its
+# settings with history on.
+history_settings() {
+    case "$1" in
+    sync) echo "off thread" ;;
+    async) echo "off writer spawn-blocking inline" ;;
+    esac
+}
+
+# One fan-out (arguments from $5 on) against server $1 for experiment $2
+# (history or stall) with setting $3 (see history_settings) and, with
+# history on, $4 ms of delay per database call (0: none). The server's
+# flags go to chat-loadgen's record too, chat-async's --workers included.
+history_case() {
+    local label=$1 experiment=$2 setting=$3 delay=$4 db text
+    shift 4
+    history_db_runs=$((history_db_runs + 1))
+    db="$history_dir/history-$history_db_runs.sqlite"
+    case "$setting" in
+    off)
+        server_extra_flags=()
+        text="history off"
+        ;;
+    thread)
+        server_extra_flags=(--history "$db")
+        text="--history: SQLite on the connection's own thread"
+        ;;
+    *)
+        server_extra_flags=(--history "$db" --db-bridge "$setting")
+        text="--history --db-bridge $setting"
+        ;;
+    esac
+    if [[ "$setting" != off ]] && ((delay > 0)); then
+        server_extra_flags+=(--db-delay-ms "$delay")
+        text+=", --db-delay-ms $delay"
+    fi
+    local -a recorded=("${server_extra_flags[@]}")
+    if [[ "$label" == async ]]; then
+        recorded=(--workers "$async_workers" "${recorded[@]}")
+    fi
+    loadgen_extra_args=(--variant "$experiment-$setting" --variant-note="$text"
+        --server-flags="${recorded[*]}")
+    run_case "$label" fanout "$@" || true
+    server_extra_flags=()
+    loadgen_extra_args=()
+    rm -f "$db" "$db-wal" "$db-shm"
+}
+
 # Where each server spends its CPU: `perf record` (software clock, 999 Hz,
 # no call graphs: self time per function) of the server for PROFILE_S
 # seconds in the middle of a fan-out run at 1,000 clients (100 in a quick
@@ -771,6 +881,7 @@ main() {
     server_runs=0
     server_pid=""
     drain_pid=""
+    history_dir=""
     trap cleanup EXIT
     trap 'exit 130' INT TERM
 
@@ -830,6 +941,7 @@ main() {
     if [[ -n "$baseline" ]]; then
         before_after
     fi
+    history_runs
     profile_servers
     run_floor "after the servers" || true
 

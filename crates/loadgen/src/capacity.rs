@@ -162,6 +162,7 @@ mod tests {
                 drain_max: Duration::from_secs(60),
                 connect_timeout: Duration::from_secs(10),
                 connect_concurrency: 256,
+                busy: None,
             },
         }
     }

@@ -9,6 +9,12 @@
 //!    has reached every member of its room, then stop and account: sent,
 //!    expected, delivered, lost, duplicated, out of order, the order of each
 //!    room, error replies and close codes.
+//!
+//! With a [`BusyRoom`], one more room joins the run, with senders of its own
+//! (posting hard, say), and is accounted apart: the other rooms' figures are
+//! what one room's traffic costs another (the stall experiment of issue 5,
+//! where a server that blocks on its database makes a quiet room wait for a
+//! busy one).
 
 use std::collections::BTreeMap;
 use std::future::{Future, poll_fn};
@@ -69,6 +75,20 @@ pub struct FanoutParams {
     pub connect_timeout: Duration,
     /// Connections opened at once.
     pub connect_concurrency: usize,
+    /// One more room, measured apart, if any.
+    pub busy: Option<BusyRoom>,
+}
+
+/// The extra room of a fan-out run: its own clients and senders, not among
+/// [`FanoutParams::rooms`], its deliveries measured apart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BusyRoom {
+    /// Clients in the room, its senders included.
+    pub clients: u64,
+    /// Senders among them.
+    pub senders: u64,
+    /// Messages per second, per sender.
+    pub rate_per_s: f64,
 }
 
 impl FanoutParams {
@@ -94,8 +114,81 @@ impl FanoutParams {
         if self.duration.is_zero() {
             bail!("--duration must be positive");
         }
+        if let Some(busy) = &self.busy {
+            if busy.senders == 0 || busy.senders > busy.clients {
+                bail!(
+                    "--busy-senders ({}) must be between 1 and --busy-clients ({})",
+                    busy.senders,
+                    busy.clients
+                );
+            }
+            if !(busy.rate_per_s > 0.0 && busy.rate_per_s.is_finite()) {
+                bail!("--busy-rate must be a positive number of messages per second");
+            }
+        }
         Ok(())
     }
+
+    /// Every room of the run, the `rooms` first, then the busy one.
+    fn plan(&self) -> Vec<RoomPlan> {
+        let mut plan: Vec<RoomPlan> = (0..self.rooms)
+            .map(|_| RoomPlan {
+                group: Group::Rooms,
+                senders: self.senders_per_room,
+                rate_per_s: self.rate_per_s,
+            })
+            .collect();
+        if let Some(busy) = &self.busy {
+            plan.push(RoomPlan {
+                group: Group::Busy,
+                senders: busy.senders,
+                rate_per_s: busy.rate_per_s,
+            });
+        }
+        plan
+    }
+
+    /// Clients in all, the busy room's included.
+    fn all_clients(&self) -> u64 {
+        self.clients + self.busy.as_ref().map_or(0, |b| b.clients)
+    }
+
+    /// The room of client `i` (of [`Self::all_clients`]): the first
+    /// `clients` spread evenly over `rooms`, the rest in the busy room.
+    fn room_of(&self, i: u64) -> usize {
+        if i < self.clients {
+            (i % self.rooms) as usize
+        } else {
+            self.rooms as usize
+        }
+    }
+}
+
+/// Which figures a room's deliveries count in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Group {
+    /// The `--rooms`: the run's results.
+    Rooms,
+    /// The busy room: its own results, beside them.
+    Busy,
+}
+
+/// One room of a run.
+#[derive(Debug, Clone, Copy)]
+struct RoomPlan {
+    group: Group,
+    /// Senders in it.
+    senders: u64,
+    /// Messages per second, per sender.
+    rate_per_s: f64,
+}
+
+/// What the receivers of one [`Group`] share.
+#[derive(Clone, Default)]
+struct Measures {
+    latency: SharedHistogram,
+    arrivals: Arc<Arrivals>,
+    connect_us: SharedHistogram,
 }
 
 /// What a fan-out run measured.
@@ -160,37 +253,48 @@ pub async fn run(
 ) -> anyhow::Result<FanoutOutcome> {
     params.validate()?;
     let tag = run_tag();
-    let rooms: Vec<RoomName> = (0..params.rooms)
-        .map(|r| RoomName::new(&format!("{tag}_{r}")).context("room name"))
+    let plan = params.plan();
+    let rooms: Vec<RoomName> = (0..plan.len())
+        .map(|r| match plan[r].group {
+            Group::Rooms => RoomName::new(&format!("{tag}_{r}")),
+            Group::Busy => RoomName::new(&format!("{tag}_busy")),
+        })
+        .map(|name| name.context("room name"))
         .collect::<anyhow::Result<_>>()?;
+    let measures = [Measures::default(), Measures::default()];
+    let of = |group: Group| &measures[group as usize];
 
     let mut server = server_pid.map(Sampler::start).transpose()?;
     let mut loadgen = Sampler::start(std::process::id())?;
 
     // 1. Connect.
-    progress.phase(
-        &format!("connecting {} clients", params.clients),
-        params.clients,
-    );
-    let connect_us = SharedHistogram::default();
+    let all_clients = params.all_clients();
+    progress.phase(&format!("connecting {all_clients} clients"), all_clients);
     let mut members: Vec<Vec<Connection>> = (0..rooms.len()).map(|_| Vec::new()).collect();
-    let mut connect_failures = 0;
+    let mut connect_failures = [0, 0];
     let mut first_failure = None;
-    let mut connects = futures_util::stream::iter(0..params.clients as usize)
+    let mut connects = futures_util::stream::iter(0..all_clients)
         .map(|i| {
-            let room = &rooms[i % rooms.len()];
-            async move { (i, target.connect(room, None, params.connect_timeout).await) }
+            let room = params.room_of(i);
+            let name = &rooms[room];
+            async move {
+                (
+                    room,
+                    target.connect(name, None, params.connect_timeout).await,
+                )
+            }
         })
         .buffer_unordered(params.connect_concurrency.max(1));
-    while let Some((i, connected)) = connects.next().await {
+    while let Some((room, connected)) = connects.next().await {
         progress.inc();
+        let group = plan[room].group;
         match connected {
             Ok((ws, took)) => {
-                connect_us.record_all(&[took.as_micros() as u64]);
-                members[i % rooms.len()].push(ws);
+                of(group).connect_us.record_all(&[took.as_micros() as u64]);
+                members[room].push(ws);
             }
             Err(error) => {
-                connect_failures += 1;
+                connect_failures[group as usize] += 1;
                 first_failure.get_or_insert_with(|| format!("{error:#}"));
             }
         }
@@ -198,10 +302,12 @@ pub async fn run(
     drop(connects);
     if members
         .iter()
-        .any(|m| (m.len() as u64) < params.senders_per_room)
+        .zip(&plan)
+        .any(|(m, room)| (m.len() as u64) < room.senders)
     {
         bail!(
-            "too few clients connected ({connect_failures} failed; first: {})",
+            "too few clients connected ({} failed; first: {})",
+            connect_failures.iter().sum::<u64>(),
             first_failure.unwrap_or_default()
         );
     }
@@ -213,36 +319,48 @@ pub async fn run(
         start_us: start_us + params.warmup.as_micros() as u64,
         end_us: start_us + (params.warmup + params.duration).as_micros() as u64,
     };
-    let latency = SharedHistogram::default();
-    let arrivals = Arc::new(Arrivals::default());
     let stop = Arc::new(Stop::default());
-    let total_senders = params.rooms * params.senders_per_room;
+    // Senders per group: each group's senders spread their phases over one
+    // interval of their own rate.
+    let group_senders = |group: Group| -> u64 {
+        plan.iter()
+            .filter(|r| r.group == group)
+            .map(|r| r.senders)
+            .sum()
+    };
+    let mut next_in_group = [0u64, 0];
     let room_sizes: Vec<u64> = members.iter().map(|m| m.len() as u64).collect();
     let mut receivers = Vec::new();
     let mut senders = Vec::new();
     for (room, connections) in members.into_iter().enumerate() {
+        let RoomPlan {
+            group,
+            senders: room_senders,
+            rate_per_s,
+        } = plan[room];
         for (k, mut ws) in connections.into_iter().enumerate() {
             let receiver = Receiver {
                 room,
                 window,
-                latency: latency.clone(),
-                arrivals: Arc::clone(&arrivals),
+                latency: of(group).latency.clone(),
+                arrivals: Arc::clone(&of(group).arrivals),
                 slot: receivers.len() % ARRIVAL_SLOTS,
                 clock,
                 stop: Arc::clone(&stop),
             };
-            if (k as u64) < params.senders_per_room {
+            if (k as u64) < room_senders {
                 // A sender's connection is split: the sending task takes
                 // the sink.
                 let (sink, mut stream) = ws.split();
                 receivers.push(tokio::spawn(async move {
                     (receiver.run(&mut stream).await, None)
                 }));
-                let id = room as u64 * params.senders_per_room + k as u64;
-                let schedule = Schedule::new(start_us, params.rate_per_s, id, total_senders);
+                let index = &mut next_in_group[group as usize];
+                let schedule = Schedule::new(start_us, rate_per_s, *index, group_senders(group));
+                *index += 1;
                 senders.push(tokio::spawn(send(
                     sink,
-                    id as u32,
+                    senders.len() as u32,
                     room,
                     schedule,
                     window,
@@ -280,15 +398,21 @@ pub async fn run(
     ticker.abort();
 
     // 3. Drain, then account.
-    let expected: u64 = sender_tallies
-        .iter()
-        .map(|s| u64::from(s.hi - s.lo) * room_sizes[s.room])
-        .sum();
+    let expected_of = |group: Group| -> u64 {
+        sender_tallies
+            .iter()
+            .filter(|s| plan[s.room].group == group)
+            .map(|s| u64::from(s.hi - s.lo) * room_sizes[s.room])
+            .sum()
+    };
+    let expected = expected_of(Group::Rooms) + expected_of(Group::Busy);
+    let all_arrivals = [&*measures[0].arrivals, &*measures[1].arrivals];
     progress.phase("draining", 1);
     let drain_start = Instant::now();
-    let drain = drain(&arrivals, expected, params.drain, params.drain_max).await;
+    let drain = drain(&all_arrivals, expected, params.drain, params.drain_max).await;
     let drain_end_us = clock.now_us();
-    let delivered_count = arrivals.measured();
+    let drain_s = drain_start.elapsed().as_secs_f64();
+    let delivered_count = all_arrivals.iter().map(|a| a.measured()).sum();
     let server = match server {
         Some(server) => Some(server.finish(Some(delivered_count)).await),
         None => None,
@@ -306,26 +430,41 @@ pub async fn run(
     close_all(connections.chain(idle.into_iter().map(Either::Right))).await;
     progress.finish();
 
-    let mut results = account(
-        &sender_tallies,
-        &tallies,
-        expected,
-        params.duration,
-        arrivals.last_measured_us().saturating_sub(window.start_us) as f64 / 1e6,
-        (drain == Drain::Capped).then_some(drain_end_us),
-        &latency,
-    );
-    results.drain_s = drain_start.elapsed().as_secs_f64();
-    results.latency_us = latency.summary();
-    results.connect_us = connect_us.summary();
-    results.connect_failures = connect_failures;
-    let mut lag = tally::new_histogram();
-    for sender in &sender_tallies {
-        for &value in &sender.lag_us {
-            lag.saturating_record(value.max(1));
+    let results_of = |group: Group| -> FanoutResults {
+        let in_group = |room: usize| plan[room].group == group;
+        let senders: Vec<&SenderTally> =
+            sender_tallies.iter().filter(|s| in_group(s.room)).collect();
+        let receivers: Vec<&(usize, ReceiverTally)> =
+            tallies.iter().filter(|(room, _)| in_group(*room)).collect();
+        let measures = of(group);
+        let mut results = account(
+            &senders,
+            &receivers,
+            expected_of(group),
+            params.duration,
+            measures
+                .arrivals
+                .last_measured_us()
+                .saturating_sub(window.start_us) as f64
+                / 1e6,
+            (drain == Drain::Capped).then_some(drain_end_us),
+            &measures.latency,
+        );
+        results.drain_s = drain_s;
+        results.latency_us = measures.latency.summary();
+        results.connect_us = measures.connect_us.summary();
+        results.connect_failures = connect_failures[group as usize];
+        let mut lag = tally::new_histogram();
+        for value in senders.iter().flat_map(|s| &s.lag_us) {
+            lag.saturating_record((*value).max(1));
         }
+        results.send_lag_us = tally::summarize(&lag);
+        results
+    };
+    let mut results = results_of(Group::Rooms);
+    if params.busy.is_some() {
+        results.busy_room = Some(Box::new(results_of(Group::Busy)));
     }
-    results.send_lag_us = tally::summarize(&lag);
     let mut warnings = Vec::new();
     let failed = sender_tallies.iter().filter(|s| s.failed).count();
     if failed > 0 {
@@ -335,7 +474,8 @@ pub async fn run(
     }
     if let Some(first_failure) = first_failure {
         warnings.push(format!(
-            "{connect_failures} client(s) could not connect; first: {first_failure}"
+            "{} client(s) could not connect; first: {first_failure}",
+            connect_failures.iter().sum::<u64>()
         ));
     }
     Ok(FanoutOutcome {
@@ -358,17 +498,20 @@ enum Drain {
     Capped,
 }
 
-/// Waits until the measured deliveries reach `expected`, or deliveries stop
-/// arriving for `stall`, or `cap` passes.
-async fn drain(arrivals: &Arrivals, expected: u64, stall: Duration, cap: Duration) -> Drain {
+/// Waits until the measured deliveries (over every group's `arrivals`)
+/// reach `expected`, or deliveries stop arriving for `stall`, or `cap`
+/// passes.
+async fn drain(arrivals: &[&Arrivals], expected: u64, stall: Duration, cap: Duration) -> Drain {
+    let measured = || arrivals.iter().map(|a| a.measured()).sum::<u64>();
+    let any = || arrivals.iter().map(|a| a.any()).sum::<u64>();
     let started = Instant::now();
-    let mut last = arrivals.any();
+    let mut last = any();
     let mut last_moved = started;
     loop {
-        if arrivals.measured() >= expected {
+        if measured() >= expected {
             return Drain::Complete;
         }
-        let now = arrivals.any();
+        let now = any();
         if now > last {
             (last, last_moved) = (now, Instant::now());
         } else if last_moved.elapsed() >= stall {
@@ -385,8 +528,8 @@ async fn drain(arrivals: &Arrivals, expected: u64, stall: Duration, cap: Duratio
 /// (the drain was capped), deliveries missing to connected members are
 /// late, and recorded in `latency` as arriving then.
 fn account(
-    senders: &[SenderTally],
-    receivers: &[(usize, ReceiverTally)],
+    senders: &[&SenderTally],
+    receivers: &[&(usize, ReceiverTally)],
     expected: u64,
     duration: Duration,
     delivering_s: f64,
@@ -399,8 +542,10 @@ fn account(
         ..FanoutResults::default()
     };
     let mut room_loss: BTreeMap<usize, u64> = BTreeMap::new();
-    for (room, tally) in receivers {
+    let mut arrived_in_window = 0;
+    for (room, tally) in receivers.iter().copied() {
         results.delivered += tally.measured;
+        arrived_in_window += tally.arrived_in_window;
         results.duplicated += tally.duplicated;
         results.out_of_order += tally.out_of_order;
         results.error_replies += tally.error_replies;
@@ -430,7 +575,7 @@ fn account(
     // One total order per room: every member's order hash must equal the
     // first member's (only meaningful when the room lost nothing).
     let mut first_hash: BTreeMap<usize, u64> = BTreeMap::new();
-    for (room, tally) in receivers {
+    for (room, tally) in receivers.iter().copied() {
         if room_loss.get(room).copied().unwrap_or(0) > 0 {
             continue;
         }
@@ -444,6 +589,7 @@ fn account(
     // Over the time the server took to deliver the window's messages: the
     // window, or longer if it was still delivering them afterwards.
     results.deliveries_per_s = results.delivered as f64 / delivering_s.max(secs);
+    results.window_deliveries_per_s = Some(arrived_in_window as f64 / secs);
     results
 }
 
@@ -632,6 +778,65 @@ mod tests {
             intended_us,
         };
         Ok(Message::Text(encode_chat(&probe.encode(16))))
+    }
+
+    fn params(busy: Option<BusyRoom>) -> FanoutParams {
+        FanoutParams {
+            clients: 10,
+            rooms: 2,
+            senders_per_room: 1,
+            rate_per_s: 20.0,
+            payload_bytes: 64,
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(2),
+            drain: Duration::from_secs(2),
+            drain_max: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            connect_concurrency: 8,
+            busy,
+        }
+    }
+
+    #[test]
+    fn the_busy_room_comes_after_the_rooms() {
+        let busy = BusyRoom {
+            clients: 3,
+            senders: 2,
+            rate_per_s: 100.0,
+        };
+        let p = params(Some(busy.clone()));
+        assert!(p.validate().is_ok());
+        assert_eq!(p.all_clients(), 13);
+        let rooms: Vec<usize> = (0..13).map(|i| p.room_of(i)).collect();
+        assert_eq!(rooms, [0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 2, 2]);
+        let plan = p.plan();
+        assert_eq!(plan.len(), 3);
+        assert!(
+            plan[..2]
+                .iter()
+                .all(|r| r.group == Group::Rooms && r.senders == 1)
+        );
+        assert_eq!((plan[2].group, plan[2].senders), (Group::Busy, 2));
+        assert_eq!(plan[2].rate_per_s, 100.0);
+
+        let none = params(None);
+        assert_eq!((none.all_clients(), none.plan().len()), (10, 2));
+        for bad in [
+            BusyRoom {
+                senders: 4,
+                ..busy.clone()
+            },
+            BusyRoom {
+                senders: 0,
+                ..busy.clone()
+            },
+            BusyRoom {
+                rate_per_s: 0.0,
+                ..busy
+            },
+        ] {
+            assert!(params(Some(bad.clone())).validate().is_err(), "{bad:?}");
+        }
     }
 
     #[tokio::test]

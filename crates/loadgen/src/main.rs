@@ -9,7 +9,7 @@ use anyhow::Context;
 use chat_loadgen::capacity::{self, CapacityParams};
 use chat_loadgen::client::Target;
 use chat_loadgen::connections::{self, ConnectionsParams};
-use chat_loadgen::fanout::{self, FanoutParams};
+use chat_loadgen::fanout::{self, BusyRoom, FanoutParams};
 use chat_loadgen::floor::{self, FloorParams};
 use chat_loadgen::progress::Progress;
 use chat_loadgen::record::{Params, Record, Results};
@@ -37,6 +37,8 @@ enum Scenario {
         spread: Spread,
         #[command(flatten)]
         traffic: Traffic,
+        #[command(flatten)]
+        busy: Busy,
     },
     /// One room, clients stepped up until p99 fan-out latency passes the SLO.
     Capacity {
@@ -155,6 +157,12 @@ struct Common {
     /// before the performance work".
     #[arg(long, value_name = "TEXT", requires = "variant")]
     variant_note: Option<String>,
+    /// The server's flags beyond the usual ones, recorded as given (e.g.
+    /// "--history h.sqlite --db-bridge inline"), so that the record says
+    /// what it measured; write it as --server-flags="..." when it starts
+    /// with a dash.
+    #[arg(long, value_name = "FLAGS", allow_hyphen_values = true)]
+    server_flags: Option<String>,
 }
 
 /// How clients are spread.
@@ -169,6 +177,38 @@ struct Spread {
     /// Senders per room.
     #[arg(long, default_value_t = 1)]
     senders: u64,
+}
+
+/// One more room, measured apart: a busy room beside the --rooms, whose
+/// load shows in their latency (the stall experiment), not in their counts.
+#[derive(Args)]
+struct Busy {
+    /// Senders in the busy room; without it there is no busy room.
+    #[arg(long, value_name = "N")]
+    busy_senders: Option<u64>,
+    /// Messages per second, per busy sender.
+    #[arg(
+        long,
+        value_name = "R",
+        default_value_t = 100.0,
+        requires = "busy_senders"
+    )]
+    busy_rate: f64,
+    /// Clients in the busy room, its senders included [default:
+    /// --busy-senders].
+    #[arg(long, value_name = "M", requires = "busy_senders")]
+    busy_clients: Option<u64>,
+}
+
+impl Busy {
+    fn room(&self) -> Option<BusyRoom> {
+        let senders = self.busy_senders?;
+        Some(BusyRoom {
+            clients: self.busy_clients.unwrap_or(senders),
+            senders,
+            rate_per_s: self.busy_rate,
+        })
+    }
 }
 
 /// What the senders do.
@@ -221,6 +261,7 @@ impl Traffic {
             drain_max: secs(self.drain_max, "drain-max")?,
             connect_timeout: secs(common.connect_timeout, "connect-timeout")?,
             connect_concurrency: common.concurrency,
+            busy: None,
         })
     }
 
@@ -304,10 +345,15 @@ async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> a
     let params = recorded_params(scenario, common);
     let (name, results, server, loadgen, mut warnings, lag) = match scenario {
         Scenario::Fanout {
-            spread, traffic, ..
+            spread,
+            traffic,
+            busy,
+            ..
         } => {
-            let fanout_params =
-                traffic.params(common, spread.clients, spread.rooms, spread.senders)?;
+            let fanout_params = FanoutParams {
+                busy: busy.room(),
+                ..traffic.params(common, spread.clients, spread.rooms, spread.senders)?
+            };
             let outcome =
                 fanout::run(&target, &fanout_params, common.server_pid, &progress).await?;
             let lag = outcome.results.send_lag_us.clone();
@@ -407,6 +453,24 @@ async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> a
                 results.missed_by_closed, results.close_codes
             ));
         }
+        if let Some(busy) = &results.busy_room {
+            if busy.lost > 0 {
+                let loss = loss_warning(busy.lost, busy.expected_deliveries);
+                warnings.insert(0, format!("{loss}, in the busy room"));
+            }
+            if busy.late > 0 {
+                warnings.push(format!(
+                    "busy room: {} of {} expected deliveries had not arrived when the run stopped waiting (late)",
+                    busy.late, busy.expected_deliveries
+                ));
+            }
+            if busy.missed_by_closed > 0 {
+                warnings.push(format!(
+                    "busy room: {} expected deliveries were owed to members the server closed (close codes {:?})",
+                    busy.missed_by_closed, busy.close_codes
+                ));
+            }
+        }
     }
     if let Results::Connections(results) = &results
         && results.opened < results.target
@@ -445,16 +509,25 @@ fn recorded_params(scenario: &Scenario, common: &Common) -> Params {
     let mut params = Params {
         variant: common.variant.clone(),
         variant_note: common.variant_note.clone(),
+        server_flags: common.server_flags.clone(),
         ..Params::default()
     };
     match scenario {
         Scenario::Fanout {
-            spread, traffic, ..
+            spread,
+            traffic,
+            busy,
+            ..
         } => {
             params.clients = Some(spread.clients);
             params.rooms = Some(spread.rooms);
             params.senders_per_room = Some(spread.senders);
             traffic.record_params(&mut params);
+            if let Some(room) = busy.room() {
+                params.busy_clients = Some(room.clients);
+                params.busy_senders = Some(room.senders);
+                params.busy_rate_per_s = Some(room.rate_per_s);
+            }
         }
         Scenario::Capacity {
             senders,
@@ -601,6 +674,50 @@ mod tests {
             assert_eq!(unnamed.variant.as_deref(), Some("baseline"));
             assert_eq!(unnamed.variant_note, None);
         }
+    }
+
+    #[test]
+    fn a_busy_room_and_the_server_flags_are_recorded() {
+        let base = ["fanout", "--url", "ws://127.0.0.1:1", "--clients", "10"];
+        let normal = params(&base);
+        assert_eq!(
+            (
+                normal.busy_senders,
+                normal.busy_clients,
+                normal.server_flags
+            ),
+            (None, None, None)
+        );
+        let busy = params(
+            &[
+                &base[..],
+                &[
+                    "--busy-senders",
+                    "4",
+                    "--busy-rate",
+                    "50",
+                    "--server-flags=--history h.sqlite --db-bridge inline",
+                ],
+            ]
+            .concat(),
+        );
+        assert_eq!(busy.busy_senders, Some(4));
+        assert_eq!(busy.busy_clients, Some(4), "every busy client sends");
+        assert_eq!(busy.busy_rate_per_s, Some(50.0));
+        assert_eq!(
+            busy.server_flags.as_deref(),
+            Some("--history h.sqlite --db-bridge inline")
+        );
+        let larger = params(&[&base[..], &["--busy-senders", "4", "--busy-clients", "9"]].concat());
+        assert_eq!(
+            (larger.busy_senders, larger.busy_clients),
+            (Some(4), Some(9))
+        );
+        assert_eq!(larger.busy_rate_per_s, Some(100.0));
+        assert!(
+            parse(&[&base[..], &["--busy-rate", "5"]].concat()).is_err(),
+            "a busy rate needs busy senders"
+        );
     }
 
     #[test]

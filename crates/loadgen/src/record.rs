@@ -89,6 +89,21 @@ pub struct Params {
     /// Floor: threads draining the sockets (not measured).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reader_threads: Option<u64>,
+    /// Fan-out with a busy room (`--busy-senders`): the clients of that
+    /// extra room, not counted in `clients` or `rooms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub busy_clients: Option<u64>,
+    /// Fan-out with a busy room: the senders among its clients.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub busy_senders: Option<u64>,
+    /// Fan-out with a busy room: messages per second, per busy sender.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub busy_rate_per_s: Option<f64>,
+    /// The server's command-line flags beyond the benchmark's usual ones, as
+    /// given (`--server-flags`, e.g. `--history h.sqlite --db-bridge
+    /// inline`): what the run measured, in the server's own words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_flags: Option<String>,
     /// A variant run's name (`--variant`): the run measured a modified
     /// server (binaries built from an older commit, a non-default flag),
     /// an experiment set beside the normal run with the same parameters.
@@ -190,12 +205,25 @@ pub struct FanoutResults {
     /// server still delivering after the window is not credited with more
     /// than it did.
     pub deliveries_per_s: f64,
+    /// Deliveries of any message, warm-up ones included, that arrived
+    /// within the measured window, per second of it: what the server
+    /// delivered then, even while it was working through a backlog
+    /// (`deliveries_per_s` counts only the window's own messages). Absent
+    /// from records made before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_deliveries_per_s: Option<f64>,
     /// Fan-out latency: intended send time to each arrival.
     pub latency_us: Latency,
     /// How late the senders sent, behind their schedule.
     pub send_lag_us: Latency,
     /// Connection set-up (TCP connect and WebSocket handshake).
     pub connect_us: Latency,
+    /// With a busy room (`--busy-senders`): that room's own figures, every
+    /// field counted for it alone. Everything above is then the other rooms'
+    /// (the quiet ones) alone, so that the busy room's load shows in their
+    /// latency and not in their counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busy_room: Option<Box<FanoutResults>>,
 }
 
 /// One step of the capacity search.
@@ -438,6 +466,33 @@ mod tests {
         let back: Record = serde_json::from_str(&line).expect("reads back");
         assert_eq!(back.params.variant.as_deref(), Some("batch-1"));
         assert!(matches!(back.results, Results::Fanout(_)));
+        assert_eq!(serde_json::to_string(&back).expect("encodes"), line);
+    }
+
+    #[test]
+    fn a_busy_room_and_server_flags_round_trip() {
+        let mut record: Record = serde_json::from_str(FANOUT_2026_11_26).expect("reads");
+        record.params.busy_clients = Some(10);
+        record.params.busy_senders = Some(10);
+        record.params.busy_rate_per_s = Some(100.0);
+        record.params.server_flags = Some("--history h.sqlite --db-delay-ms 10".into());
+        let Results::Fanout(quiet) = &mut record.results else {
+            panic!("a fan-out record");
+        };
+        let mut busy = quiet.clone();
+        busy.sent = 12_345;
+        quiet.busy_room = Some(Box::new(busy));
+        let line = serde_json::to_string(&record).expect("encodes");
+        let value: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(value["results"]["busy_room"]["sent"], 12_345);
+        assert!(value["results"]["busy_room"].get("busy_room").is_none());
+        assert_eq!(value["params"]["busy_rate_per_s"], 100.0);
+        let back: Record = serde_json::from_str(&line).expect("reads back");
+        let Results::Fanout(quiet) = &back.results else {
+            panic!("a fan-out record read as another scenario: {line}");
+        };
+        assert_eq!(quiet.busy_room.as_ref().map(|b| b.sent), Some(12_345));
+        assert_eq!(quiet.sent, 1000);
         assert_eq!(serde_json::to_string(&back).expect("encodes"), line);
     }
 

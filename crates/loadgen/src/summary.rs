@@ -23,6 +23,9 @@ pub fn render(record: &Record) -> String {
             None => writeln!(out, "  variant {variant}"),
         };
     }
+    if let Some(flags) = &record.params.server_flags {
+        let _ = writeln!(out, "  server flags: {flags}");
+    }
     match &record.results {
         Results::Fanout(results) => fanout(&mut out, results),
         Results::Capacity(results) => {
@@ -101,9 +104,13 @@ fn fanout(out: &mut String, results: &FanoutResults) {
     );
     let _ = writeln!(
         out,
-        "  messages/s {:.0}  deliveries/s {:.0}  error replies {}  closes {:?}  connect failures {}",
+        "  messages/s {:.0}  deliveries/s {:.0}{}  error replies {}  closes {:?}  connect failures {}",
         results.messages_per_s,
         results.deliveries_per_s,
+        results
+            .window_deliveries_per_s
+            .map(|d| format!(" (any message, in the window: {d:.0})"))
+            .unwrap_or_default(),
         results.error_replies,
         results.close_codes,
         results.connect_failures
@@ -111,6 +118,17 @@ fn fanout(out: &mut String, results: &FanoutResults) {
     latency_line(out, "fan-out", &results.latency_us);
     latency_line(out, "send lag", &results.send_lag_us);
     latency_line(out, "connect", &results.connect_us);
+    if let Some(busy) = &results.busy_room {
+        let _ = writeln!(
+            out,
+            "  the busy room, apart (the figures above are the other rooms'):"
+        );
+        let mut lines = String::new();
+        fanout(&mut lines, busy);
+        for line in lines.lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
 }
 
 /// The write floor: one line per batch size.
@@ -238,6 +256,30 @@ mod tests {
             loadgen_process: ProcessFigures::default(),
             warnings: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_busy_room_is_shown_apart() {
+        let mut quiet = FanoutResults {
+            sent: 20,
+            ..FanoutResults::default()
+        };
+        quiet.busy_room = Some(Box::new(FanoutResults {
+            sent: 1000,
+            ..FanoutResults::default()
+        }));
+        let mut record = capacity_record(Params {
+            server_flags: Some("--db-bridge inline".into()),
+            ..Params::default()
+        });
+        record.results = Results::Fanout(quiet);
+        let text = render(&record);
+        assert!(text.contains("server flags: --db-bridge inline"), "{text}");
+        let (rooms, busy) = text
+            .split_once("the busy room, apart")
+            .expect("a busy-room part");
+        assert!(rooms.contains("  sent 20 "), "{text}");
+        assert!(busy.contains("    sent 1000 "), "{text}");
     }
 
     #[test]

@@ -122,6 +122,10 @@ pub struct ReceiverTally {
     seen: BTreeMap<u32, SeenSet>,
     /// Measured deliveries received (first copies only).
     pub measured: u64,
+    /// Deliveries of any message (first copies, warm-up ones included)
+    /// that arrived within the window: what the server delivered then,
+    /// however far behind it was.
+    pub arrived_in_window: u64,
     /// Deliveries received twice or more.
     pub duplicated: u64,
     /// Deliveries that came after a later message of the same sender.
@@ -155,6 +159,9 @@ impl ReceiverTally {
             self.out_of_order += 1;
         }
         seen.last_seq = Some(seen.last_seq.map_or(probe.seq, |last| last.max(probe.seq)));
+        if window.contains(arrival_us) {
+            self.arrived_in_window += 1;
+        }
         if !window.contains(probe.intended_us) {
             return;
         }
@@ -244,6 +251,21 @@ mod tests {
         tally.flush(&latency);
         assert_eq!(tally.measured, 0);
         assert_eq!(latency.summary().count, 0);
+        assert_eq!(tally.arrived_in_window, 0);
+    }
+
+    #[test]
+    fn arrivals_in_the_window_count_whatever_their_send_time() {
+        let latency = SharedHistogram::default();
+        let mut tally = ReceiverTally::default();
+        // A warm-up message delivered late, in the window; a measured one;
+        // its duplicate; one delivered after the window.
+        tally.on_probe(probe(1, 0, 500), 5_000, WINDOW, &latency);
+        tally.on_probe(probe(1, 1, 2_000), 6_000, WINDOW, &latency);
+        tally.on_probe(probe(1, 1, 2_000), 7_000, WINDOW, &latency);
+        tally.on_probe(probe(1, 2, 3_000), 10_000_000, WINDOW, &latency);
+        assert_eq!(tally.arrived_in_window, 2);
+        assert_eq!(tally.measured, 2);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chat_loadgen::capacity::{self, CapacityParams};
 use chat_loadgen::client::Target;
 use chat_loadgen::connections::{self, ConnectionsParams};
-use chat_loadgen::fanout::{self, FanoutParams};
+use chat_loadgen::fanout::{self, BusyRoom, FanoutParams};
 use chat_loadgen::progress::Progress;
 use chat_protocol::ServerConfig;
 
@@ -25,6 +25,7 @@ fn traffic(clients: u64, rooms: u64, senders: u64) -> FanoutParams {
         drain_max: Duration::from_secs(60),
         connect_timeout: Duration::from_secs(10),
         connect_concurrency: 32,
+        busy: None,
     }
 }
 
@@ -67,6 +68,49 @@ macro_rules! scenarios {
                 assert!(
                     sampled.samples > 0 && sampled.threads_peak > 0,
                     "{sampled:?}"
+                );
+                tokio::task::spawn_blocking(move || server.shutdown_and_join())
+                    .await
+                    .expect("join")
+                    .expect("clean shutdown");
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_busy_room_is_counted_apart() {
+                let server = $spawn(ServerConfig::default()).expect("server starts");
+                let target = target(server.local_addr()).await;
+                let params = FanoutParams {
+                    busy: Some(BusyRoom {
+                        clients: 6,
+                        senders: 3,
+                        rate_per_s: 100.0,
+                    }),
+                    ..traffic(10, 1, 1)
+                };
+                let outcome = fanout::run(&target, &params, None, &Progress::hidden())
+                    .await
+                    .expect("fanout runs");
+                let quiet = &outcome.results;
+                let busy = quiet.busy_room.as_deref().expect("the busy room's figures");
+                // The quiet room: 1 sender, 10 members; the busy room: 3
+                // senders at twice the rate, 6 members.
+                assert_eq!(quiet.expected_deliveries, quiet.sent * 10, "{quiet:?}");
+                assert_eq!(busy.expected_deliveries, busy.sent * 6, "{busy:?}");
+                assert!(busy.sent > 4 * quiet.sent, "{quiet:?} {busy:?}");
+                for r in [quiet, busy] {
+                    assert_eq!(r.delivered, r.expected_deliveries, "{r:?}");
+                    assert_eq!(
+                        (r.lost, r.duplicated, r.order_mismatches),
+                        (0, 0, 0),
+                        "{r:?}"
+                    );
+                    assert_eq!(r.latency_us.count, r.delivered, "{r:?}");
+                }
+                assert_eq!((quiet.connect_us.count, busy.connect_us.count), (10, 6));
+                assert_eq!(busy.send_lag_us.count, busy.sent);
+                assert!(
+                    busy.window_deliveries_per_s.is_some_and(|d| d > 0.0),
+                    "{busy:?}"
                 );
                 tokio::task::spawn_blocking(move || server.shutdown_and_join())
                     .await

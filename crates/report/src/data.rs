@@ -14,6 +14,7 @@ use chat_loadgen::record::{
 };
 
 use crate::format;
+use crate::history;
 
 /// The label of the thread-per-connection server.
 pub const SYNC: &str = "sync";
@@ -352,6 +353,11 @@ pub struct Data<'a> {
     /// kept out of everything above, compared only with the normal run
     /// at the same parameters ([`Data::before_after`]).
     pub variants: Vec<&'a Record>,
+    /// The history experiments' runs (variants named `history-…` and
+    /// `stall-…`, see [`crate::history`]), in file order: kept out of
+    /// everything above, the other variants included, and reported in their
+    /// own section.
+    pub history: Vec<&'a Record>,
     /// Every record, in file order, variants included.
     pub records: &'a [Record],
 }
@@ -365,6 +371,10 @@ impl<'a> Data<'a> {
             ..Data::default()
         };
         for record in records {
+            if history::is_history_run(record) {
+                data.history.push(record);
+                continue;
+            }
             if is_variant(record) {
                 data.variants.push(record);
                 continue;

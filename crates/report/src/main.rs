@@ -13,6 +13,8 @@
 //! * `text`, `discussion`, `scoreboard`, `compare`: the prose around the
 //!   numbers, the discussion, its closing scoreboard, and the comparison
 //!   words both choose from the data;
+//! * `history`: the history experiments (SQLite, the database bridges, a
+//!   quiet room beside a busy one), their tables, plot and explanation;
 //! * `report`: put them together and write the files.
 
 use std::path::PathBuf;
@@ -25,6 +27,7 @@ mod compare;
 mod data;
 mod discussion;
 mod format;
+mod history;
 mod load;
 mod plots;
 mod profile;

@@ -18,6 +18,7 @@ use plotters::prelude::*;
 
 use crate::data::{Config, Data, Fanout, median_by_p99};
 use crate::format;
+use crate::history::{self, HISTORY_PLOT};
 
 /// The directory, under the results directory, that holds the plots.
 pub const PLOTS_DIR: &str = "plots";
@@ -47,7 +48,7 @@ const SIZE: (u32, u32) = (1000, 540);
 const LEGEND_WIDTH: u32 = 230;
 
 /// Colours by server: sync red, async blue, then a fixed palette.
-const PALETTE: [RGBColor; 6] = [
+pub(crate) const PALETTE: [RGBColor; 6] = [
     RGBColor(214, 39, 40),
     RGBColor(31, 119, 180),
     RGBColor(44, 160, 44),
@@ -134,7 +135,7 @@ fn tick_count(v: f64) -> String {
 
 /// A tick value: three significant digits, without trailing zeros
 /// (`10`, `2.5`, `0.1`), since a tick is exact.
-fn tick_sig(v: f64) -> String {
+pub(crate) fn tick_sig(v: f64) -> String {
     let s = format::sig(v);
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_owned()
@@ -158,7 +159,7 @@ fn rank(data: &Data<'_>, server: &str) -> usize {
 }
 
 /// Whether a set of x values spans enough to read best on a log scale.
-fn spans_decades(xs: impl Iterator<Item = f64>) -> bool {
+pub(crate) fn spans_decades(xs: impl Iterator<Item = f64>) -> bool {
     let (min, max) = xs.fold((f64::INFINITY, 0.0_f64), |(lo, hi), x| {
         (lo.min(x), hi.max(x))
     });
@@ -458,7 +459,11 @@ fn extent(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 /// factor; with `decades`, it extends to whole powers of ten, since plotters
 /// labels a log axis only at powers of ten and a value must be readable at
 /// both ends.
-fn axis_range(log: bool, decades: bool, values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+pub(crate) fn axis_range(
+    log: bool,
+    decades: bool,
+    values: impl Iterator<Item = f64>,
+) -> Option<(f64, f64)> {
     let (lo, hi) = extent(values)?;
     Some(if log {
         if decades {
@@ -556,7 +561,7 @@ fn draw_legend(area: &Area<'_>, chart: &Chart) -> Result<()> {
 /// and at each multiple (2×, 3×, … 9×) when the hint is ten per decade;
 /// [`nice_log_tick`] then labels only 1×, 2× and 5×. `None` for a linear
 /// axis (plotters' default ticks).
-fn log_ticks(log: bool, (lo, hi): (f64, f64)) -> Option<usize> {
+pub(crate) fn log_ticks(log: bool, (lo, hi): (f64, f64)) -> Option<usize> {
     if !log || lo <= 0.0 {
         return None;
     }
@@ -566,7 +571,7 @@ fn log_ticks(log: bool, (lo, hi): (f64, f64)) -> Option<usize> {
 }
 
 /// Whether a log-axis tick gets a label: 1, 2 or 5 times a power of ten.
-fn nice_log_tick(v: f64) -> bool {
+pub(crate) fn nice_log_tick(v: f64) -> bool {
     if v <= 0.0 {
         return false;
     }
@@ -574,7 +579,7 @@ fn nice_log_tick(v: f64) -> bool {
     leading == 1.0 || leading == 2.0 || leading == 5.0 || leading == 10.0
 }
 
-fn plot_error(e: impl std::fmt::Display) -> anyhow::Error {
+pub(crate) fn plot_error(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("drawing a plot: {e}")
 }
 
@@ -700,6 +705,20 @@ pub fn write_all(data: &Data<'_>, dir: &Path) -> Result<Vec<Written>> {
             }
             None => remove_stale(&path)?,
         }
+    }
+    let history = history::plot_chart(data);
+    match &history {
+        Some(bars) => {
+            let path = dir.join(HISTORY_PLOT);
+            let svg =
+                history::render_plot(bars).with_context(|| format!("plotting {HISTORY_PLOT}"))?;
+            fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
+            written.push(Written {
+                file: HISTORY_PLOT,
+                title: bars.title.clone(),
+            });
+        }
+        None => remove_stale(&dir.join(HISTORY_PLOT))?,
     }
     Ok(written)
 }

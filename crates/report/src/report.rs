@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 
 use crate::data::Data;
 use crate::discussion;
+use crate::history;
 use crate::load::{self, README_FILE, RUNS_FILE, RunDir};
 use crate::plots::{self, PLOTS_DIR, Written};
 use crate::profile;
@@ -147,6 +148,9 @@ pub fn render(
         out.push_str("\n## Before and after\n\n");
         out.push_str(&text::before_after(data));
     }
+
+    out.push_str("\n## History (SQLite) and the database bridges\n\n");
+    out.push_str(&history::section(data, plots));
 
     out.push_str("\n## Write floor\n\n");
     out.push_str(&text::write_floor(data));

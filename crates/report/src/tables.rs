@@ -20,7 +20,7 @@ pub const NOT_MEASURED: &str = "not measured";
 pub const FLAG: &str = "⚠";
 
 /// A markdown table.
-struct Table {
+pub(crate) struct Table {
     header: Vec<String>,
     /// Right-align this column (numbers).
     right: Vec<bool>,
@@ -29,7 +29,7 @@ struct Table {
 
 impl Table {
     /// A table with these columns; `right` marks numeric ones.
-    fn new(columns: &[(&str, bool)]) -> Self {
+    pub(crate) fn new(columns: &[(&str, bool)]) -> Self {
         Self {
             header: columns.iter().map(|(h, _)| (*h).to_owned()).collect(),
             right: columns.iter().map(|(_, r)| *r).collect(),
@@ -37,12 +37,12 @@ impl Table {
         }
     }
 
-    fn push(&mut self, row: Vec<String>) {
+    pub(crate) fn push(&mut self, row: Vec<String>) {
         debug_assert_eq!(row.len(), self.header.len(), "row width");
         self.rows.push(row);
     }
 
-    fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
         let mut out = line(&self.header);
         let rule: Vec<String> = self

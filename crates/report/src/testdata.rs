@@ -303,3 +303,73 @@ pub fn floor_record(us_per_write: f64) -> Record {
     r.loadgen_process.cpu_utilization = 1.9;
     r
 }
+
+/// A throughput run of the history experiments, recorded as variant
+/// `history-<setting>` with the server's `flags`: 100 clients in 10 rooms,
+/// one sender per room at `rate` msg/s, 64-byte messages, 10 s measured;
+/// it delivers `share` of the deliveries it owes, at p99 `p99_us`.
+pub fn history_record(
+    server: &str,
+    setting: &str,
+    flags: &str,
+    rate: f64,
+    share: f64,
+    p99_us: u64,
+) -> Record {
+    let mut r = fanout_load_record(server, 100, 1, rate);
+    r.params.rooms = Some(10);
+    r.params.payload_bytes = Some(64);
+    r.params.server_flags = Some(flags.to_owned());
+    let sent = (10.0 * rate * 10.0).round() as u64;
+    if let Results::Fanout(f) = &mut r.results {
+        f.sent = sent;
+        f.messages_per_s = sent as f64 / 10.0;
+        f.expected_deliveries = sent * 10;
+        f.delivered = (f.expected_deliveries as f64 * share).round() as u64;
+        f.late = f.expected_deliveries - f.delivered;
+        f.deliveries_per_s = f.delivered as f64 / 10.0;
+        f.latency_us = latency(p99_us / 4);
+        f.latency_us.p99_us = p99_us;
+    }
+    variant(r, &format!("history-{setting}"), "history experiment")
+}
+
+/// A run of the stall experiment, recorded as variant `stall-<setting>`
+/// with the server's `flags`: the quiet room (10 clients, one sender at 20
+/// msg/s) at p99 `quiet_p99_us`, beside a busy room of 10 clients all
+/// sending 100 msg/s, of which `busy_delivered` messages per second
+/// arrived (at every member).
+pub fn stall_record(
+    server: &str,
+    setting: &str,
+    flags: &str,
+    quiet_p99_us: u64,
+    busy_delivered: f64,
+) -> Record {
+    let mut r = fanout_load_record(server, 10, 1, 20.0);
+    r.params.payload_bytes = Some(64);
+    r.params.server_flags = Some(flags.to_owned());
+    r.params.busy_clients = Some(10);
+    r.params.busy_senders = Some(10);
+    r.params.busy_rate_per_s = Some(100.0);
+    if let Results::Fanout(f) = &mut r.results {
+        f.latency_us = latency(quiet_p99_us / 4);
+        f.latency_us.p99_us = quiet_p99_us;
+        f.latency_us.max_us = quiet_p99_us * 2;
+        let sent = 10_000;
+        let expected = sent * 10;
+        let delivered = (busy_delivered * 10.0 * 10.0).round() as u64;
+        f.busy_room = Some(Box::new(FanoutResults {
+            sent,
+            expected_deliveries: expected,
+            delivered,
+            late: expected.saturating_sub(delivered),
+            messages_per_s: sent as f64 / 10.0,
+            deliveries_per_s: delivered as f64 / 10.0,
+            window_deliveries_per_s: Some(delivered as f64 / 10.0),
+            latency_us: latency(quiet_p99_us),
+            ..FanoutResults::default()
+        }));
+    }
+    variant(r, &format!("stall-{setting}"), "stall experiment")
+}

@@ -34,6 +34,7 @@ pub fn summary(data: &Data<'_>, run_name: &str) -> String {
         (data.connections.len(), "connections"),
         (data.floors.len(), "write-floor"),
         (data.variants.len(), "variant"),
+        (data.history.len(), "history"),
     ]
     .iter()
     .filter(|(n, _)| *n > 0)
