@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need when it is absent (Debian's
-# chromium for the browser test), then runs every test of the workspace.
+# chromium for the browser test, Debian's redis-server for the Redis channel
+# layer's tests), then runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash .ci/install-chromium.sh
+bash .ci/install-redis.sh
 cargo test --workspace --locked "$@"

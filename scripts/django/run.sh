@@ -9,6 +9,15 @@
 # --setup-only  create or refresh the venv, then exit without serving
 # DAPHNE_ARGS   passed to daphne before the application (e.g. `-v 0`)
 #
+# Environment (read by mysite/mysite/settings.py):
+# CHAT_REDIS_URLS    comma-separated redis:// URLs, one per shard, in shard
+#                    order: use channels_redis' RedisPubSubChannelLayer on
+#                    them, sharing rooms with every process on the same
+#                    Redis (same URLs in the same order, same prefix).
+#                    Unset: the tutorial's InMemoryChannelLayer (benchmark).
+# CHAT_LAYER_PREFIX  the Redis layer's prefix (default `asgi`: a room's
+#                    Redis channel is `asgi__group__chat_<room>`)
+#
 # The first line on stdout is `listening on http://127.0.0.1:PORT`, printed
 # only once the port accepts connections (our servers' convention); Daphne's
 # own logs go to stderr, its access log to stdout after that line. The script
@@ -23,16 +32,32 @@ venv="${CARGO_TARGET_DIR:-$root/target}/django-venv"
 python="${PYTHON:-python3}"
 # How long Daphne may take to accept on its port before we give up.
 ready_timeout_s=60
+# How long to wait for another run.sh that is creating the venv.
+venv_lock_timeout_s=600
 
 usage() {
-    sed -n '2,16s/^# \{0,1\}//p' "$0"
+    sed -n '2,25s/^# \{0,1\}//p' "$0"
 }
 
 # Creates the venv with the pinned requirements, or reuses it when neither
 # requirements.txt nor the Python that built it changed since (a stamp file
 # holds both), so repeated benchmark runs do not reinstall. pip's output goes
-# to stderr: stdout is reserved for the `listening on` line.
+# to stderr: stdout is reserved for the `listening on` line. Several run.sh
+# started at once (tests in parallel) take turns on a lock file, so that one
+# creates the venv and the others then reuse it.
 ensure_venv() {
+    mkdir -p "$(dirname "$venv")"
+    exec {lock_fd}>"$venv.lock"
+    if ! flock -w "$venv_lock_timeout_s" "$lock_fd"; then
+        echo "run.sh: $venv.lock still held by another run.sh after ${venv_lock_timeout_s} s" >&2
+        exit 1
+    fi
+    create_venv_unless_current
+    # Releases the lock, and keeps Daphne (exec'd later) from inheriting it.
+    exec {lock_fd}>&-
+}
+
+create_venv_unless_current() {
     local stamp
     stamp="$(sha256sum "$here/requirements.txt" | cut -d' ' -f1) $("$python" -VV 2>&1 | tr '\n' ' ')"
     if [[ -x "$venv/bin/daphne" && -f "$venv/.requirements-stamp" ]] &&
@@ -73,11 +98,22 @@ import sys
 import time
 
 port, pid, timeout = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-deadline = time.monotonic() + timeout
-while time.monotonic() < deadline:
+
+
+def exited(pid):
+    """Gone, or a zombie: exited but not yet reaped by a parent that is
+    waiting for our line before it waits for the process."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (ProcessLookupError, FileNotFoundError):
+        return True
+
+
+deadline = time.monotonic() + timeout
+while time.monotonic() < deadline:
+    if exited(pid):
         print(f"run.sh: daphne (pid {pid}) exited before accepting", file=sys.stderr)
         sys.exit(1)
     try:

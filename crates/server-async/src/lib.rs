@@ -33,6 +33,11 @@
 //!   critical section per room, off the workers (the `history` module); the
 //!   reader task waits for the outcome before it reads the next frame, as the
 //!   sync server's reader thread does.
+//! * **Redis layer** (`--layer redis`, the `pubsub` module): per shard, one
+//!   subscriber connection read by one task, which also sends the
+//!   subscription commands, and one multiplexed publishing connection. A
+//!   post is published, not broadcast: the sender's own message comes back
+//!   through Redis, in the room's one order.
 //! * **Slow consumer:** a member whose outbox is full is removed from the room
 //!   and closed with 1013; nobody else waits for it.
 //! * **Limits:** `--max-connections` WebSockets (503 beyond), and

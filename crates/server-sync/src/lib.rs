@@ -28,6 +28,11 @@
 //!   in SQLite and then fans it out, in one critical section per room (the
 //!   `history` module); no extra thread. It blocks meanwhile, as a sync
 //!   consumer blocks in the ORM.
+//! * **Redis layer** (`--layer redis`, the `pubsub` module): per shard, one
+//!   subscriber connection and its reader thread (`redis-sub-<n>`), and up to
+//!   four blocking publishing connections. A post is published, not
+//!   broadcast: the sender's own message comes back through Redis, in the
+//!   room's one order.
 //! * **Slow consumer:** a member whose outbox is full is removed from the room
 //!   and closed with 1013; nobody else waits for it.
 //! * **Limits:** `--max-connections` WebSockets (503 beyond), and

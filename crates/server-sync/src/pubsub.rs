@@ -271,6 +271,8 @@ impl Shard {
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
         let stream = TcpStream::connect_timeout(&addr, REDIS_TIMEOUT)?;
         stream.set_nodelay(true)?;
+        // A command written under the shard's lock never blocks for long.
+        stream.set_write_timeout(Some(REDIS_TIMEOUT))?;
         let settings = info.redis_settings();
         if let Some(password) = settings.password() {
             let mut auth = redis::cmd("AUTH");

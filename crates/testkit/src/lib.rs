@@ -17,6 +17,14 @@
 //!   address read from the first line it prints, stopped with `SIGTERM`.
 //! * [`proc_status`]: a process's `Threads` and `VmRSS`, read from
 //!   `/proc/<pid>/status`.
+//! * [`RedisServer`]: a `redis-server` of the test's own (free port,
+//!   temporary directory, no persistence) that it can stop and restart on
+//!   the same port; [`RedisServer::publish`] and [`Subscriber`] watch and
+//!   inject pub/sub traffic without a Redis client crate.
+//! * [`DjangoServer`]: the Django Channels tutorial chat
+//!   (`scripts/django/run.sh`) under Daphne, on the Redis channel layer of
+//!   the given Redis servers. Its `start` returns an error instead of
+//!   panicking: creating its venv needs PyPI, and the error carries pip's.
 //!
 //! Helpers panic on failure (they are for tests); the `try_` variants return
 //! errors where a test needs to see a failure, such as a refused connect.
@@ -24,9 +32,11 @@
 mod client;
 mod crowd;
 mod deaf;
+mod django;
 pub mod http;
 mod process;
 mod procfs;
+mod redis;
 mod room;
 
 use std::time::Duration;
@@ -34,8 +44,10 @@ use std::time::Duration;
 pub use client::{Client, Connect, refusal_status};
 pub use crowd::{connect_crowd, expect_all_closed};
 pub use deaf::{DeafClient, DeafEnd};
+pub use django::DjangoServer;
 pub use process::ServerProcess;
 pub use procfs::{ProcStatus, proc_status, proc_status_field};
+pub use redis::{RedisServer, Subscriber};
 pub use room::unique_room;
 
 /// The tungstenite the clients use (the same one the servers use).

@@ -4,14 +4,25 @@ server for the benchmark: `django-admin startproject mysite` plus the
 tutorial's additions (daphne, channels, the chat app, ASGI_APPLICATION,
 CHANNEL_LAYERS), with DEBUG off and only loopback hosts allowed.
 
-The channel layer is the tutorial's InMemoryChannelLayer with its defaults
-(capacity 100 messages per channel, expiry 60 s): a consumer whose channel
-already holds 100 undelivered messages silently loses the next ones. See
-../README.md.
+The channel layer comes from the environment:
+
+- by default (the benchmark), the tutorial's InMemoryChannelLayer with its
+  defaults (capacity 100 messages per channel, expiry 60 s): a consumer whose
+  channel already holds 100 undelivered messages silently loses the next
+  ones;
+- with CHAT_REDIS_URLS set (comma-separated redis:// URLs, one per shard, in
+  shard order), channels_redis' RedisPubSubChannelLayer on those Redis
+  servers, with the prefix CHAT_LAYER_PREFIX (default "asgi"), so that this
+  process shares its rooms with every other process on the same Redis
+  servers, prefix and shard order (our servers' --layer redis included).
+
+See ../README.md.
 """
 
 import os
 from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -68,11 +79,36 @@ WSGI_APPLICATION = "mysite.wsgi.application"
 # Daphne / Channels
 ASGI_APPLICATION = "mysite.asgi.application"
 
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels.layers.InMemoryChannelLayer",
-    },
-}
+
+def channel_layer_from_env():
+    """The CHANNEL_LAYERS["default"] entry chosen by the environment (see the
+    module's doc)."""
+    urls = os.environ.get("CHAT_REDIS_URLS")
+    if urls is None:
+        return {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+    hosts = [url.strip() for url in urls.split(",") if url.strip()]
+    if not hosts:
+        raise ImproperlyConfigured(
+            "CHAT_REDIS_URLS is set but holds no URL "
+            "(expected comma-separated redis://HOST:PORT URLs)"
+        )
+    for url in hosts:
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ImproperlyConfigured(
+                f"CHAT_REDIS_URLS: {url!r} is not a redis:// URL"
+            )
+    return {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {
+            # The order is the shard order: every process sharing the rooms
+            # must list the same servers in the same order.
+            "hosts": hosts,
+            "prefix": os.environ.get("CHAT_LAYER_PREFIX", "asgi"),
+        },
+    }
+
+
+CHANNEL_LAYERS = {"default": channel_layer_from_env()}
 
 # The default sqlite database. Nothing in the chat queries it (a WebSocket
 # without a session cookie never reaches the session table); run.sh points
