@@ -11,7 +11,8 @@ use anyhow::bail;
 use crate::client::Target;
 use crate::fanout::{self, FanoutParams};
 use crate::progress::Progress;
-use crate::record::{CapacityResults, CapacityStep, FanoutResults, ProcessFigures};
+use crate::record::{CapacityResults, CapacityStep, Deployment, FanoutResults, ProcessFigures};
+use crate::sampler::Watch;
 
 /// What a capacity search does.
 #[derive(Debug, Clone)]
@@ -35,10 +36,13 @@ pub struct CapacityParams {
 pub struct CapacityOutcome {
     /// Every step, and the capacity.
     pub results: CapacityResults,
-    /// The server during the last step, if sampled.
+    /// The server during the last step, if sampled (the first, if several).
     pub server: Option<ProcessFigures>,
     /// The load generator during the last step.
     pub loadgen: ProcessFigures,
+    /// The URLs and processes beyond the first, and the others sampled,
+    /// during the last step.
+    pub deployment: Deployment,
     /// Failures to report.
     pub warnings: Vec<String>,
 }
@@ -72,11 +76,13 @@ pub fn check(params: &CapacityParams) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the search against `target`.
+/// Runs the search against `targets` (one, or several server processes
+/// sharing the room: its members are spread over them as in
+/// [`fanout`](crate::fanout)), sampling the processes of `watch`.
 pub async fn run(
-    target: &Target,
+    targets: &[Target],
     params: &CapacityParams,
-    server_pid: Option<u32>,
+    watch: &Watch,
     progress: &Progress,
 ) -> anyhow::Result<CapacityOutcome> {
     check(params)?;
@@ -90,7 +96,7 @@ pub async fn run(
             rooms: 1,
             ..params.fanout.clone()
         };
-        let outcome = fanout::run(target, &step, server_pid, progress).await?;
+        let outcome = fanout::run(targets, &step, watch, progress).await?;
         let ok = held(&outcome.results, params.slo);
         tracing::info!(
             clients,
@@ -119,6 +125,7 @@ pub async fn run(
         },
         server: last.server,
         loadgen: last.loadgen,
+        deployment: last.deployment,
         warnings: last.warnings,
     })
 }

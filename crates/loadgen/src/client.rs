@@ -10,6 +10,31 @@ use chat_protocol::tungstenite::protocol::WebSocketConfig;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 
+/// Which of `targets` URLs member `member` of room `room` connects to:
+/// (`room` + `member`) mod `targets`.
+///
+/// Deterministic, and even: a room's members go round the URLs, so every
+/// room with at least as many members as URLs has members behind every
+/// URL; and each room starts one URL further, so that senders (a room's
+/// first members) are spread too, even one per room.
+pub fn spread(room: u64, member: u64, targets: usize) -> usize {
+    ((room + member) % targets.max(1) as u64) as usize
+}
+
+/// Resolves every URL (at least one) and checks each accepts connections.
+pub async fn resolve_all(urls: &[String], timeout: Duration) -> anyhow::Result<Vec<Target>> {
+    if urls.is_empty() {
+        bail!("no --url given");
+    }
+    let mut targets = Vec::with_capacity(urls.len());
+    for url in urls {
+        let target = Target::resolve(url).await?;
+        target.check_reachable(timeout).await?;
+        targets.push(target);
+    }
+    Ok(targets)
+}
+
 /// A client connection.
 pub type Connection = WebSocketStream<TcpStream>;
 
@@ -104,5 +129,24 @@ impl Target {
             Ok(Err(error)) => Err(error),
             Err(_) => bail!("timed out after {} s", timeout.as_secs_f64()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rooms_members_go_round_the_urls_from_one_further_each_room() {
+        // Room 0: URLs 0, 1, 2, 0, ...; room 1: 1, 2, 0, 1, ...
+        let room = |r: u64| -> Vec<usize> { (0..7).map(|k| spread(r, k, 3)).collect() };
+        assert_eq!(room(0), [0, 1, 2, 0, 1, 2, 0]);
+        assert_eq!(room(1), [1, 2, 0, 1, 2, 0, 1]);
+        assert_eq!(room(5), [2, 0, 1, 2, 0, 1, 2]);
+        // One sender per room: the rooms' senders (member 0) are spread.
+        let senders: Vec<usize> = (0..4).map(|r| spread(r, 0, 2)).collect();
+        assert_eq!(senders, [0, 1, 0, 1]);
+        // One URL: everyone behind it.
+        assert!((0..50).all(|i| spread(i % 7, i / 7, 1) == 0));
     }
 }

@@ -5,6 +5,10 @@
 //! One source address has about 28,000 ephemeral ports toward one server
 //! port, so connections are spread over `--source-addrs` loopback addresses
 //! (127.0.0.1, 127.0.0.2, ...). The caller raises the open-files limit.
+//!
+//! Against several URLs, connections are spread over them as fan-out's
+//! members are ([`spread`]), and the servers' threads and memory per
+//! connection are those of every server process added up.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -18,11 +22,11 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{Connection, Target};
+use crate::client::{Connection, Target, spread};
 use crate::fanout::run_tag;
 use crate::progress::Progress;
-use crate::record::{ConnectionsResults, ProcessFigures};
-use crate::sampler::{self, Sampler};
+use crate::record::{ConnectionsResults, Deployment, ProcessFigures};
+use crate::sampler::{self, Reading, Samplers, Share, Watch};
 use crate::tally::SharedHistogram;
 
 /// Members per room: idle connections are spread over rooms of this size.
@@ -50,30 +54,34 @@ pub struct ConnectionsParams {
 pub struct ConnectionsOutcome {
     /// The figures.
     pub results: ConnectionsResults,
-    /// The server process, if sampled.
+    /// The server process, if sampled (the first, if several).
     pub server: Option<ProcessFigures>,
     /// The load generator itself.
     pub loadgen: ProcessFigures,
+    /// The URLs and processes beyond the first, and the others sampled.
+    pub deployment: Deployment,
 }
 
-/// Runs the scenario against `target`.
+/// Runs the scenario against `targets` (one, or several server processes),
+/// sampling the processes of `watch`.
 pub async fn run(
-    target: &Target,
+    targets: &[Target],
     params: &ConnectionsParams,
-    server_pid: Option<u32>,
+    watch: &Watch,
     progress: &Progress,
 ) -> anyhow::Result<ConnectionsOutcome> {
     if params.source_addrs == 0 || params.source_addrs == 255 {
         bail!("--source-addrs must be between 1 and 254");
     }
-    let tag = run_tag();
-    let before = server_pid.map(sampler::read).transpose()?;
-    let mut server = server_pid.map(Sampler::start).transpose()?;
-    let mut loadgen = Sampler::start(std::process::id())?;
-    if let Some(server) = server.as_mut() {
-        server.begin_window().await;
+    if targets.is_empty() {
+        bail!("no URL to drive");
     }
-    loadgen.begin_window().await;
+    watch.check(targets.len())?;
+    let urls: Vec<String> = targets.iter().map(|t| t.url.clone()).collect();
+    let tag = run_tag();
+    let before = read_servers(&watch.servers)?;
+    let mut samplers = Samplers::start(watch)?;
+    samplers.begin_window().await;
 
     progress.phase(
         &format!("opening {} connections", params.count),
@@ -97,6 +105,7 @@ pub async fn run(
                 if gave_up.load(Ordering::Relaxed) {
                     return None;
                 }
+                let url = spread(i % rooms, i / rooms, targets.len());
                 let room = RoomName::new(&format!("{tag}_{}", i % rooms)).ok()?;
                 let source = (params.source_addrs > 1).then(|| {
                     IpAddr::V4(Ipv4Addr::new(
@@ -106,8 +115,11 @@ pub async fn run(
                         1 + (i % u64::from(params.source_addrs)) as u8,
                     ))
                 });
-                match target.connect(&room, source, params.connect_timeout).await {
-                    Ok(connected) => Some(connected),
+                match targets[url]
+                    .connect(&room, source, params.connect_timeout)
+                    .await
+                {
+                    Ok((ws, took)) => Some((ws, took, url)),
                     Err(error) => {
                         let failed = failures.fetch_add(1, Ordering::Relaxed) + 1;
                         if failed >= params.max_failures {
@@ -123,9 +135,11 @@ pub async fn run(
             }
         })
         .buffer_unordered(params.concurrency.max(1));
+    let mut shares = vec![Share::default(); targets.len()];
     while let Some(attempt) = attempts.next().await {
         progress.inc();
-        if let Some((ws, took)) = attempt {
+        if let Some((ws, took, url)) = attempt {
+            shares[url].clients += 1;
             connect_us.record_all(&[took.as_micros() as u64]);
             last_opened = Instant::now();
             holders.push(tokio::spawn(hold(
@@ -138,10 +152,7 @@ pub async fn run(
     drop(attempts);
     let opened = holders.len() as u64;
     let opening_secs = last_opened.duration_since(started).as_secs_f64();
-    let loaded = server_pid
-        .map(sampler::read)
-        .transpose()
-        .context("server gone")?;
+    let loaded = read_servers(&watch.servers).context("server gone")?;
 
     progress.phase(
         &format!("holding {opened} connections"),
@@ -151,11 +162,7 @@ pub async fn run(
     tokio::time::sleep(params.hold).await;
     ticker.abort();
     let closed = closed_by_server.load(Ordering::Relaxed);
-    let server = match server {
-        Some(server) => Some(server.finish(None).await),
-        None => None,
-    };
-    let loadgen = loadgen.finish(None).await;
+    let (server, loadgen, deployment) = samplers.finish(None).await.into_parts(&urls, &shares);
 
     progress.phase("closing", 1);
     stop.cancel();
@@ -194,7 +201,24 @@ pub async fn run(
         results,
         server,
         loadgen,
+        deployment,
     })
+}
+
+/// The server processes' threads and RSS, added up; none without a pid.
+fn read_servers(pids: &[u32]) -> anyhow::Result<Option<Reading>> {
+    if pids.is_empty() {
+        return Ok(None);
+    }
+    let mut total = Reading::default();
+    for &pid in pids {
+        let reading = sampler::read(pid)?;
+        total.threads += reading.threads;
+        total.rss_kib += reading.rss_kib;
+        total.cpu_user_s += reading.cpu_user_s;
+        total.cpu_system_s += reading.cpu_system_s;
+    }
+    Ok(Some(total))
 }
 
 /// Holds one idle connection (answering pings) until stopped; counts it if

@@ -15,6 +15,12 @@
 //! what one room's traffic costs another (the stall experiment of issue 5,
 //! where a server that blocks on its database makes a quiet room wait for a
 //! busy one).
+//!
+//! Against several URLs (server processes sharing rooms through a channel
+//! layer), member *k* of room *r* connects to URL (*r* + *k*) mod *n*
+//! ([`spread`]): every room has members behind every URL and the senders
+//! are spread too, so the counts above, and the one order per room, are
+//! checked across processes; each URL's members are also counted apart.
 
 use std::collections::BTreeMap;
 use std::future::{Future, poll_fn};
@@ -34,11 +40,11 @@ use futures_util::{SinkExt, Stream, StreamExt};
 use tokio::time::Instant;
 
 use crate::arrivals::{ARRIVAL_SLOTS, Arrivals, PUBLISH_EVERY, Stop, Unpublished};
-use crate::client::{Connection, Target};
+use crate::client::{Connection, Target, spread};
 use crate::probe::{Probe, Received};
 use crate::progress::Progress;
-use crate::record::{FanoutResults, ProcessFigures};
-use crate::sampler::Sampler;
+use crate::record::{Deployment, FanoutResults, ProcessFigures, UrlResults};
+use crate::sampler::{Samplers, Share, Watch};
 use crate::schedule::Schedule;
 use crate::tally::{self, ReceiverTally, SharedHistogram, Window};
 
@@ -153,13 +159,14 @@ impl FanoutParams {
         self.clients + self.busy.as_ref().map_or(0, |b| b.clients)
     }
 
-    /// The room of client `i` (of [`Self::all_clients`]): the first
-    /// `clients` spread evenly over `rooms`, the rest in the busy room.
-    fn room_of(&self, i: u64) -> usize {
+    /// The room of client `i` (of [`Self::all_clients`]) and its place
+    /// among the room's members: the first `clients` spread evenly over
+    /// `rooms` (round-robin), the rest in the busy room.
+    fn member_of(&self, i: u64) -> (usize, u64) {
         if i < self.clients {
-            (i % self.rooms) as usize
+            ((i % self.rooms) as usize, i / self.rooms)
         } else {
-            self.rooms as usize
+            (self.rooms as usize, i - self.clients)
         }
     }
 }
@@ -186,9 +193,19 @@ struct RoomPlan {
 /// What the receivers of one [`Group`] share.
 #[derive(Clone, Default)]
 struct Measures {
-    latency: SharedHistogram,
+    /// Latencies, one histogram per URL (the group's are their sum).
+    latency: Vec<SharedHistogram>,
     arrivals: Arc<Arrivals>,
     connect_us: SharedHistogram,
+}
+
+impl Measures {
+    fn new(urls: usize) -> Self {
+        Self {
+            latency: (0..urls).map(|_| SharedHistogram::default()).collect(),
+            ..Self::default()
+        }
+    }
 }
 
 /// What a fan-out run measured.
@@ -196,10 +213,12 @@ struct Measures {
 pub struct FanoutOutcome {
     /// The counts and latencies.
     pub results: FanoutResults,
-    /// The server process, if sampled.
+    /// The server process, if sampled (the first, if several).
     pub server: Option<ProcessFigures>,
     /// The load generator itself.
     pub loadgen: ProcessFigures,
+    /// The URLs and processes beyond the first, and the others sampled.
+    pub deployment: Deployment,
     /// Failures to report.
     pub warnings: Vec<String>,
 }
@@ -222,6 +241,8 @@ impl Clock {
 struct SenderTally {
     id: u32,
     room: usize,
+    /// The URL it is connected to.
+    url: usize,
     schedule: Schedule,
     /// Measured messages: sequence numbers `lo..hi`, all sent.
     lo: u32,
@@ -244,14 +265,20 @@ pub fn run_tag() -> String {
     )
 }
 
-/// Runs the scenario against `target`.
+/// Runs the scenario against `targets` (one, or several server processes
+/// sharing rooms), sampling the processes of `watch`.
 pub async fn run(
-    target: &Target,
+    targets: &[Target],
     params: &FanoutParams,
-    server_pid: Option<u32>,
+    watch: &Watch,
     progress: &Progress,
 ) -> anyhow::Result<FanoutOutcome> {
     params.validate()?;
+    if targets.is_empty() {
+        bail!("no URL to drive");
+    }
+    watch.check(targets.len())?;
+    let urls: Vec<String> = targets.iter().map(|t| t.url.clone()).collect();
     let tag = run_tag();
     let plan = params.plan();
     let rooms: Vec<RoomName> = (0..plan.len())
@@ -261,45 +288,54 @@ pub async fn run(
         })
         .map(|name| name.context("room name"))
         .collect::<anyhow::Result<_>>()?;
-    let measures = [Measures::default(), Measures::default()];
+    let measures = [Measures::new(urls.len()), Measures::new(urls.len())];
     let of = |group: Group| &measures[group as usize];
 
-    let mut server = server_pid.map(Sampler::start).transpose()?;
-    let mut loadgen = Sampler::start(std::process::id())?;
+    let mut samplers = Samplers::start(watch)?;
 
     // 1. Connect.
     let all_clients = params.all_clients();
     progress.phase(&format!("connecting {all_clients} clients"), all_clients);
-    let mut members: Vec<Vec<Connection>> = (0..rooms.len()).map(|_| Vec::new()).collect();
-    let mut connect_failures = [0, 0];
+    // Each room's members with their place in it and their URL.
+    let mut members: Vec<Vec<(u64, usize, Connection)>> =
+        (0..rooms.len()).map(|_| Vec::new()).collect();
+    // Per group, per URL.
+    let mut connect_failures = [vec![0; urls.len()], vec![0; urls.len()]];
     let mut first_failure = None;
     let mut connects = futures_util::stream::iter(0..all_clients)
         .map(|i| {
-            let room = params.room_of(i);
+            let (room, member) = params.member_of(i);
+            let url = spread(room as u64, member, targets.len());
             let name = &rooms[room];
             async move {
-                (
-                    room,
-                    target.connect(name, None, params.connect_timeout).await,
-                )
+                let connected = targets[url]
+                    .connect(name, None, params.connect_timeout)
+                    .await;
+                (room, member, url, connected)
             }
         })
         .buffer_unordered(params.connect_concurrency.max(1));
-    while let Some((room, connected)) = connects.next().await {
+    while let Some((room, member, url, connected)) = connects.next().await {
         progress.inc();
         let group = plan[room].group;
         match connected {
             Ok((ws, took)) => {
                 of(group).connect_us.record_all(&[took.as_micros() as u64]);
-                members[room].push(ws);
+                members[room].push((member, url, ws));
             }
             Err(error) => {
-                connect_failures[group as usize] += 1;
+                connect_failures[group as usize][url] += 1;
                 first_failure.get_or_insert_with(|| format!("{error:#}"));
             }
         }
     }
     drop(connects);
+    // In their places, so that a room's senders (its first members) are
+    // spread over the URLs as `spread` says, whatever order they connected
+    // in.
+    for room in &mut members {
+        room.sort_unstable_by_key(|(member, _, _)| *member);
+    }
     if members
         .iter()
         .zip(&plan)
@@ -307,7 +343,7 @@ pub async fn run(
     {
         bail!(
             "too few clients connected ({} failed; first: {})",
-            connect_failures.iter().sum::<u64>(),
+            connect_failures.iter().flatten().sum::<u64>(),
             first_failure.unwrap_or_default()
         );
     }
@@ -338,11 +374,12 @@ pub async fn run(
             senders: room_senders,
             rate_per_s,
         } = plan[room];
-        for (k, mut ws) in connections.into_iter().enumerate() {
+        for (k, (_, url, mut ws)) in connections.into_iter().enumerate() {
             let receiver = Receiver {
                 room,
+                url,
                 window,
-                latency: of(group).latency.clone(),
+                latency: of(group).latency[url].clone(),
                 arrivals: Arc::clone(&of(group).arrivals),
                 slot: receivers.len() % ARRIVAL_SLOTS,
                 clock,
@@ -358,15 +395,16 @@ pub async fn run(
                 let index = &mut next_in_group[group as usize];
                 let schedule = Schedule::new(start_us, rate_per_s, *index, group_senders(group));
                 *index += 1;
-                senders.push(tokio::spawn(send(
-                    sink,
-                    senders.len() as u32,
+                let sender = Sender {
+                    id: senders.len() as u32,
                     room,
+                    url,
                     schedule,
                     window,
-                    params.payload_bytes,
+                    payload_bytes: params.payload_bytes,
                     clock,
-                )));
+                };
+                senders.push(tokio::spawn(sender.run(sink)));
             } else {
                 // A member that only receives keeps its connection whole
                 // (a split takes a lock shared with the sink per frame),
@@ -383,10 +421,7 @@ pub async fn run(
     progress.phase(&format!("{} s of load", run_secs), run_secs.max(1));
     let ticker = progress.tick_every_second();
     tokio::time::sleep_until(clock.at(window.start_us)).await;
-    if let Some(server) = server.as_mut() {
-        server.begin_window().await;
-    }
-    loadgen.begin_window().await;
+    samplers.begin_window().await;
 
     let mut sender_tallies = Vec::new();
     let mut sinks = Vec::new();
@@ -413,11 +448,7 @@ pub async fn run(
     let drain_end_us = clock.now_us();
     let drain_s = drain_start.elapsed().as_secs_f64();
     let delivered_count = all_arrivals.iter().map(|a| a.measured()).sum();
-    let server = match server {
-        Some(server) => Some(server.finish(Some(delivered_count)).await),
-        None => None,
-    };
-    let loadgen = loadgen.finish(Some(delivered_count)).await;
+    let sampled = samplers.finish(Some(delivered_count)).await;
     stop.stop();
     let mut tallies = Vec::new();
     let mut idle = Vec::new();
@@ -434,8 +465,7 @@ pub async fn run(
         let in_group = |room: usize| plan[room].group == group;
         let senders: Vec<&SenderTally> =
             sender_tallies.iter().filter(|s| in_group(s.room)).collect();
-        let receivers: Vec<&(usize, ReceiverTally)> =
-            tallies.iter().filter(|(room, _)| in_group(*room)).collect();
+        let receivers: Vec<&Heard> = tallies.iter().filter(|h| in_group(h.room)).collect();
         let measures = of(group);
         let mut results = account(
             &senders,
@@ -451,9 +481,14 @@ pub async fn run(
             &measures.latency,
         );
         results.drain_s = drain_s;
-        results.latency_us = measures.latency.summary();
+        results.latency_us = tally::summary_of(&measures.latency);
         results.connect_us = measures.connect_us.summary();
-        results.connect_failures = connect_failures[group as usize];
+        let failures = &connect_failures[group as usize];
+        results.connect_failures = failures.iter().sum();
+        for ((at_url, failed), url) in results.per_url.iter_mut().zip(failures).zip(&urls) {
+            at_url.url.clone_from(url);
+            at_url.connect_failures = *failed;
+        }
         let mut lag = tally::new_histogram();
         for value in senders.iter().flat_map(|s| &s.lag_us) {
             lag.saturating_record((*value).max(1));
@@ -475,13 +510,29 @@ pub async fn run(
     if let Some(first_failure) = first_failure {
         warnings.push(format!(
             "{} client(s) could not connect; first: {first_failure}",
-            connect_failures.iter().sum::<u64>()
+            connect_failures.iter().flatten().sum::<u64>()
         ));
     }
+    // Each URL's share of the work: its members' measured deliveries, every
+    // room's (the busy one's too, as the server's CPU is).
+    let mut shares = vec![
+        Share {
+            clients: 0,
+            deliveries: Some(0),
+        };
+        urls.len()
+    ];
+    for heard in &tallies {
+        let share = &mut shares[heard.url];
+        share.clients += 1;
+        share.deliveries = share.deliveries.map(|d| d + heard.tally.measured);
+    }
+    let (server, loadgen, deployment) = sampled.into_parts(&urls, &shares);
     Ok(FanoutOutcome {
         results,
         server,
         loadgen,
+        deployment,
         warnings,
     })
 }
@@ -524,64 +575,84 @@ async fn drain(arrivals: &[&Arrivals], expected: u64, stall: Duration, cap: Dura
     }
 }
 
-/// Adds up what the senders sent and the receivers got. With `late_at_us`
-/// (the drain was capped), deliveries missing to connected members are
-/// late, and recorded in `latency` as arriving then.
+/// Adds up what the senders sent and the receivers got, in all and, with
+/// several URLs, per URL (`latency` has one histogram per URL; the URLs'
+/// names and connect failures are the caller's to fill in). With
+/// `late_at_us` (the drain was capped), deliveries missing to connected
+/// members are late, and recorded in `latency` as arriving then.
 fn account(
     senders: &[&SenderTally],
-    receivers: &[&(usize, ReceiverTally)],
+    receivers: &[&Heard],
     expected: u64,
     duration: Duration,
     delivering_s: f64,
     late_at_us: Option<u64>,
-    latency: &SharedHistogram,
+    latency: &[SharedHistogram],
 ) -> FanoutResults {
     let mut results = FanoutResults {
         sent: senders.iter().map(|s| u64::from(s.hi - s.lo)).sum(),
         expected_deliveries: expected,
         ..FanoutResults::default()
     };
+    let mut per_url = vec![UrlResults::default(); latency.len()];
+    for sender in senders {
+        per_url[sender.url].senders += 1;
+    }
     let mut room_loss: BTreeMap<usize, u64> = BTreeMap::new();
     let mut arrived_in_window = 0;
-    for (room, tally) in receivers.iter().copied() {
+    for heard in receivers {
+        let (room, url, tally) = (heard.room, heard.url, &heard.tally);
+        let at_url = &mut per_url[url];
+        at_url.clients += 1;
         results.delivered += tally.measured;
+        at_url.delivered += tally.measured;
         arrived_in_window += tally.arrived_in_window;
         results.duplicated += tally.duplicated;
+        at_url.duplicated += tally.duplicated;
         results.out_of_order += tally.out_of_order;
+        at_url.out_of_order += tally.out_of_order;
         results.error_replies += tally.error_replies;
         if let Some(code) = tally.close_code {
             *results.close_codes.entry(code.to_string()).or_default() += 1;
         }
-        for sender in senders.iter().filter(|s| s.room == *room) {
-            let got = tally.received_of(sender.id, sender.lo, sender.hi);
-            let missing = u64::from(sender.hi - sender.lo) - got;
-            *room_loss.entry(*room).or_default() += missing;
+        for sender in senders.iter().filter(|s| s.room == room) {
+            let owed = u64::from(sender.hi - sender.lo);
+            at_url.expected_deliveries += owed;
+            let missing = owed - tally.received_of(sender.id, sender.lo, sender.hi);
+            *room_loss.entry(room).or_default() += missing;
             if tally.close_code.is_some() {
                 results.missed_by_closed += missing;
+                at_url.missed_by_closed += missing;
             } else if let Some(late_at_us) = late_at_us {
                 results.late += missing;
+                at_url.late += missing;
                 let bounds: Vec<u64> = tally
                     .missing_of(sender.id, sender.lo, sender.hi)
                     .map(|seq| {
                         late_at_us.saturating_sub(sender.schedule.intended_us(u64::from(seq)))
                     })
                     .collect();
-                latency.record_all(&bounds);
+                latency[url].record_all(&bounds);
             } else {
                 results.lost += missing;
+                at_url.lost += missing;
             }
         }
     }
     // One total order per room: every member's order hash must equal the
-    // first member's (only meaningful when the room lost nothing).
+    // first member's (only meaningful when the room lost nothing), whatever
+    // URL, so whatever server process, each is behind.
     let mut first_hash: BTreeMap<usize, u64> = BTreeMap::new();
-    for (room, tally) in receivers.iter().copied() {
-        if room_loss.get(room).copied().unwrap_or(0) > 0 {
+    for heard in receivers {
+        if room_loss.get(&heard.room).copied().unwrap_or(0) > 0 {
             continue;
         }
-        let reference = *first_hash.entry(*room).or_insert(tally.order_hash);
-        if tally.order_hash != reference {
+        let reference = *first_hash
+            .entry(heard.room)
+            .or_insert(heard.tally.order_hash);
+        if heard.tally.order_hash != reference {
             results.order_mismatches += 1;
+            per_url[heard.url].order_mismatches += 1;
         }
     }
     let secs = duration.as_secs_f64();
@@ -590,15 +661,33 @@ fn account(
     // window, or longer if it was still delivering them afterwards.
     results.deliveries_per_s = results.delivered as f64 / delivering_s.max(secs);
     results.window_deliveries_per_s = Some(arrived_in_window as f64 / secs);
+    if latency.len() > 1 {
+        for (at_url, latency) in per_url.iter_mut().zip(latency) {
+            at_url.latency_us = latency.summary();
+        }
+        results.per_url = per_url;
+    }
     results
 }
 
 type Sink = SplitSink<Connection, Message>;
 
+/// What one member of a room heard, and where it was.
+struct Heard {
+    /// Its room.
+    room: usize,
+    /// The URL it connected to.
+    url: usize,
+    /// What it got.
+    tally: ReceiverTally,
+}
+
 /// One client's receiving side.
 struct Receiver {
     /// The client's room, returned with its tally.
     room: usize,
+    /// The URL it connected to, returned with its tally.
+    url: usize,
     /// Which messages are measured.
     window: Window,
     /// Where the measured latencies go.
@@ -615,12 +704,13 @@ struct Receiver {
 
 impl Receiver {
     /// The receiving loop, until stopped or closed.
-    async fn run<S, E>(self, stream: &mut S) -> (usize, ReceiverTally)
+    async fn run<S, E>(self, stream: &mut S) -> Heard
     where
         S: Stream<Item = Result<Message, E>> + Unpin,
     {
         let Self {
             room,
+            url,
             window,
             latency,
             arrivals,
@@ -687,55 +777,77 @@ impl Receiver {
         }
         unpublished.publish(slot);
         tally.flush(&latency);
-        (room, tally)
+        Heard { room, url, tally }
     }
 }
 
-/// One sender's open-loop schedule, until the window ends.
-async fn send(
-    mut sink: Sink,
+/// One client's sending side.
+struct Sender {
+    /// Its number in the run, in every message it sends.
     id: u32,
+    /// Its room, returned with its tally.
     room: usize,
+    /// The URL it connected to, returned with its tally.
+    url: usize,
+    /// When each message is meant to leave.
     schedule: Schedule,
+    /// Which messages are measured; it stops at the window's end.
     window: Window,
+    /// Bytes of each message's text.
     payload_bytes: usize,
+    /// Send times.
     clock: Clock,
-) -> (SenderTally, Sink) {
-    let mut seq: u64 = 0;
-    let mut lag_us = Vec::new();
-    let mut failed = false;
-    loop {
-        let intended_us = schedule.intended_us(seq);
-        if intended_us >= window.end_us {
-            break;
+}
+
+impl Sender {
+    /// The open-loop schedule, until the window ends.
+    async fn run(self, mut sink: Sink) -> (SenderTally, Sink) {
+        let Self {
+            id,
+            room,
+            url,
+            schedule,
+            window,
+            payload_bytes,
+            clock,
+        } = self;
+        let mut seq: u64 = 0;
+        let mut lag_us = Vec::new();
+        let mut failed = false;
+        loop {
+            let intended_us = schedule.intended_us(seq);
+            if intended_us >= window.end_us {
+                break;
+            }
+            tokio::time::sleep_until(clock.at(intended_us)).await;
+            let probe = Probe {
+                sender: id,
+                seq: seq as u32,
+                intended_us,
+            };
+            if window.contains(intended_us) {
+                lag_us.push(clock.now_us().saturating_sub(intended_us));
+            }
+            let frame = encode_client(&probe.encode(payload_bytes));
+            if sink.send(Message::text(frame)).await.is_err() {
+                failed = true;
+                break;
+            }
+            seq += 1;
         }
-        tokio::time::sleep_until(clock.at(intended_us)).await;
-        let probe = Probe {
-            sender: id,
-            seq: seq as u32,
-            intended_us,
+        let lo = schedule.first_seq_at(window.start_us).min(seq) as u32;
+        let tally = SenderTally {
+            id,
+            room,
+            url,
+            schedule,
+            lo,
+            hi: seq as u32,
+            lag_us,
+            failed,
         };
-        if window.contains(intended_us) {
-            lag_us.push(clock.now_us().saturating_sub(intended_us));
-        }
-        let frame = encode_client(&probe.encode(payload_bytes));
-        if sink.send(Message::text(frame)).await.is_err() {
-            failed = true;
-            break;
-        }
-        seq += 1;
+        (tally, sink)
     }
-    let lo = schedule.first_seq_at(window.start_us).min(seq) as u32;
-    let tally = SenderTally {
-        id,
-        room,
-        schedule,
-        lo,
-        hi: seq as u32,
-        lag_us,
-        failed,
-    };
-    (tally, sink)
 }
 
 /// Closes every connection politely, bounded in time.
@@ -759,6 +871,7 @@ mod tests {
     fn receiver(arrivals: &Arc<Arrivals>, stop: &Arc<Stop>, slot: usize) -> Receiver {
         Receiver {
             room: 3,
+            url: 1,
             window: Window {
                 start_us: 1_000,
                 end_us: 2_000,
@@ -807,7 +920,7 @@ mod tests {
         let p = params(Some(busy.clone()));
         assert!(p.validate().is_ok());
         assert_eq!(p.all_clients(), 13);
-        let rooms: Vec<usize> = (0..13).map(|i| p.room_of(i)).collect();
+        let rooms: Vec<usize> = (0..13).map(|i| p.member_of(i).0).collect();
         assert_eq!(rooms, [0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 2, 2]);
         let plan = p.plan();
         assert_eq!(plan.len(), 3);
@@ -839,6 +952,72 @@ mod tests {
         }
     }
 
+    #[test]
+    fn every_room_has_members_and_senders_behind_every_url() {
+        // 100 clients in 2 rooms, 2 senders each, over 2 URLs (the sample
+        // run), and 30 in 3 rooms over 4 URLs with a busy room.
+        for (p, urls) in [
+            (
+                FanoutParams {
+                    clients: 100,
+                    senders_per_room: 2,
+                    ..params(None)
+                },
+                2,
+            ),
+            (
+                FanoutParams {
+                    clients: 30,
+                    rooms: 3,
+                    ..params(Some(BusyRoom {
+                        clients: 8,
+                        senders: 4,
+                        rate_per_s: 100.0,
+                    }))
+                },
+                4,
+            ),
+        ] {
+            let plan = p.plan();
+            // (members, senders) per room, per URL.
+            let mut behind = vec![vec![(0u64, 0u64); urls]; plan.len()];
+            for i in 0..p.all_clients() {
+                let (room, member) = p.member_of(i);
+                let at = &mut behind[room][spread(room as u64, member, urls)];
+                at.0 += 1;
+                at.1 += u64::from(member < plan[room].senders);
+            }
+            for (room, per_url) in behind.iter().enumerate() {
+                let members: Vec<u64> = per_url.iter().map(|(m, _)| *m).collect();
+                let (most, least) = (members.iter().max(), members.iter().min());
+                assert!(
+                    least > Some(&0) && most.zip(least).is_some_and(|(a, b)| a - b <= 1),
+                    "room {room}: members per URL {members:?}"
+                );
+                let senders: Vec<u64> = per_url.iter().map(|(_, s)| *s).collect();
+                assert!(
+                    senders.iter().all(|&s| s <= 1),
+                    "room {room}: senders per URL {senders:?}"
+                );
+                assert_eq!(senders.iter().sum::<u64>(), plan[room].senders);
+            }
+        }
+        // The sample run: each URL has 25 members of each room, and one of
+        // its two senders.
+        let p = FanoutParams {
+            clients: 100,
+            senders_per_room: 2,
+            ..params(None)
+        };
+        let of_room_0: Vec<usize> = (0..100)
+            .map(|i| p.member_of(i))
+            .filter(|(room, _)| *room == 0)
+            .map(|(room, member)| spread(room as u64, member, 2))
+            .collect();
+        assert_eq!(of_room_0.iter().filter(|&&u| u == 1).count(), 25);
+        assert_eq!(of_room_0[..2], [0, 1], "the senders");
+    }
+
     #[tokio::test]
     async fn every_delivery_reaches_the_arrivals_exactly() {
         let (arrivals, stop) = Default::default();
@@ -852,10 +1031,10 @@ mod tests {
                 Ok(Message::Text(encode_error(&"bad"))),
                 Ok(Message::text(encode_chat("hello").to_string())),
             ]);
-        let (room, tally) = receiver(&arrivals, &stop, 5)
+        let Heard { room, url, tally } = receiver(&arrivals, &stop, 5)
             .run(&mut stream::iter(frames))
             .await;
-        assert_eq!(room, 3);
+        assert_eq!((room, url), (3, 1));
         assert_eq!(tally.close_code, Some(1006));
         assert_eq!((tally.measured, tally.duplicated), (1_000, 1));
         assert_eq!((tally.error_replies, tally.foreign), (1, 1));
@@ -877,7 +1056,7 @@ mod tests {
         }
         assert_eq!(arrivals.measured(), 1, "published before going idle");
         stop.stop();
-        let (_, tally) = tokio::time::timeout(Duration::from_secs(5), task)
+        let Heard { tally, .. } = tokio::time::timeout(Duration::from_secs(5), task)
             .await
             .expect("the receiver stops")
             .expect("the receiver does not panic");
@@ -900,7 +1079,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         stop.stop();
-        let (_, tally) = tokio::time::timeout(Duration::from_secs(5), task)
+        let Heard { tally, .. } = tokio::time::timeout(Duration::from_secs(5), task)
             .await
             .expect("the receiver stops")
             .expect("the receiver does not panic");

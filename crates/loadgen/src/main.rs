@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chat_loadgen::capacity::{self, CapacityParams};
-use chat_loadgen::client::Target;
+use chat_loadgen::client::resolve_all;
 use chat_loadgen::connections::{self, ConnectionsParams};
 use chat_loadgen::fanout::{self, BusyRoom, FanoutParams};
 use chat_loadgen::floor::{self, FloorParams};
 use chat_loadgen::progress::Progress;
-use chat_loadgen::record::{Params, Record, Results};
+use chat_loadgen::record::{Deployment, Params, Record, Results, RunRecord};
+use chat_loadgen::sampler::Watch;
 use chat_loadgen::{append_json, current_commit, loadgen_warnings, now_rfc3339, summary};
 use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Parser, Subcommand};
@@ -121,11 +122,19 @@ struct FloorArgs {
 #[derive(Args)]
 struct Common {
     /// The server, ws://HOST:PORT; clients connect to /ws/chat/<room>/.
-    #[arg(long)]
-    url: String,
-    /// The server's process id, to sample its threads, memory and CPU.
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// Repeat it for several server processes sharing rooms (through Redis,
+    /// say): member k of room r connects to URL (r + k) mod the number of
+    /// URLs, so every room has members behind every URL, senders too.
+    #[arg(long = "url", value_name = "URL", required = true)]
+    urls: Vec<String>,
+    /// The server's process id, to sample its threads, memory and CPU. With
+    /// several --url, give one per URL, in the same order (or none).
+    #[arg(long = "server-pid", value_name = "PID")]
+    server_pids: Vec<u32>,
+    /// Another process to sample the same way, recorded under LABEL: the
+    /// Redis server the servers share, say (redis=PID). Repeatable.
+    #[arg(long = "sample-pid", value_name = "LABEL=PID", value_parser = label_pid)]
+    sample_pids: Vec<(String, u32)>,
     /// The server's name in the output.
     #[arg(long, default_value = "server")]
     label: String,
@@ -236,6 +245,30 @@ struct Traffic {
     drain_max: f64,
 }
 
+/// `LABEL=PID`, as `--sample-pid` takes it.
+fn label_pid(value: &str) -> Result<(String, u32), String> {
+    let (label, pid) = value
+        .split_once('=')
+        .ok_or_else(|| format!("{value:?} is not LABEL=PID"))?;
+    if label.is_empty() {
+        return Err(format!("no label in {value:?}: LABEL=PID"));
+    }
+    let pid = pid
+        .parse()
+        .map_err(|_| format!("{pid:?} is not a process id"))?;
+    Ok((label.to_owned(), pid))
+}
+
+impl Common {
+    /// The processes to sample besides the load generator.
+    fn watch(&self) -> Watch {
+        Watch {
+            servers: self.server_pids.clone(),
+            others: self.sample_pids.clone(),
+        }
+    }
+}
+
 fn secs(value: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(value)
         .with_context(|| format!("--{flag} must be a non-negative number of seconds"))
@@ -332,10 +365,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> anyhow::Result<()> {
-    let target = Target::resolve(&common.url).await?;
-    target
-        .check_reachable(secs(common.connect_timeout, "connect-timeout")?)
-        .await?;
+    let watch = common.watch();
+    watch.check(common.urls.len())?;
+    let targets = resolve_all(
+        &common.urls,
+        secs(common.connect_timeout, "connect-timeout")?,
+    )
+    .await?;
     let progress = if common.no_progress {
         Progress::hidden()
     } else {
@@ -343,7 +379,7 @@ async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> a
     };
     let started_at = now_rfc3339();
     let params = recorded_params(scenario, common);
-    let (name, results, server, loadgen, mut warnings, lag) = match scenario {
+    let (name, results, server, loadgen, deployment, mut warnings, lag) = match scenario {
         Scenario::Fanout {
             spread,
             traffic,
@@ -354,14 +390,14 @@ async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> a
                 busy: busy.room(),
                 ..traffic.params(common, spread.clients, spread.rooms, spread.senders)?
             };
-            let outcome =
-                fanout::run(&target, &fanout_params, common.server_pid, &progress).await?;
+            let outcome = fanout::run(&targets, &fanout_params, &watch, &progress).await?;
             let lag = outcome.results.send_lag_us.clone();
             (
                 "fanout",
                 Results::Fanout(outcome.results),
                 outcome.server,
                 outcome.loadgen,
+                outcome.deployment,
                 outcome.warnings,
                 Some(lag),
             )
@@ -382,8 +418,7 @@ async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> a
                 slo: secs(slo_ms / 1000.0, "slo-ms")?,
                 fanout: traffic.params(common, *start, 1, *senders)?,
             };
-            let outcome =
-                capacity::run(&target, &capacity_params, common.server_pid, &progress).await?;
+            let outcome = capacity::run(&targets, &capacity_params, &watch, &progress).await?;
             let lag = outcome
                 .results
                 .steps
@@ -394,6 +429,7 @@ async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> a
                 Results::Capacity(outcome.results),
                 outcome.server,
                 outcome.loadgen,
+                outcome.deployment,
                 outcome.warnings,
                 lag,
             )
@@ -414,13 +450,13 @@ async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> a
                 max_failures: *max_failures,
             };
             let outcome =
-                connections::run(&target, &connections_params, common.server_pid, &progress)
-                    .await?;
+                connections::run(&targets, &connections_params, &watch, &progress).await?;
             (
                 "connections",
                 Results::Connections(outcome.results),
                 outcome.server,
                 outcome.loadgen,
+                outcome.deployment,
                 Vec::new(),
                 None,
             )
@@ -428,12 +464,15 @@ async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> a
         // Dispatched before any server is resolved, in `run`.
         Scenario::Floor(_) => anyhow::bail!("the write floor drives no server"),
     };
-    warnings.extend(loadgen_warnings(
-        &loadgen,
-        server.as_ref(),
-        lag.as_ref(),
-        workers,
-    ));
+    // Against several server processes, the busiest is the one the load
+    // generator's CPU is weighed against.
+    let busiest = deployment
+        .server_processes
+        .iter()
+        .map(|p| &p.process)
+        .max_by(|a, b| a.cpu_utilization.total_cmp(&b.cpu_utilization))
+        .or(server.as_ref());
+    warnings.extend(loadgen_warnings(&loadgen, busiest, lag.as_ref(), workers));
     if let Results::Fanout(results) = &results {
         if results.late > 0 {
             warnings.insert(
@@ -487,19 +526,20 @@ async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> a
         server: common.label.clone(),
         commit: common.commit.clone().unwrap_or_else(current_commit),
         started_at,
-        url: common.url.clone(),
+        url: common.urls[0].clone(),
         params,
         results,
         server_process: server,
         loadgen_process: loadgen,
         warnings,
     };
-    print!("{}", summary::render(&record));
-    for warning in record.warnings.iter().filter(|w| w.starts_with("LOSS")) {
+    let run = RunRecord { record, deployment };
+    print!("{}", summary::render(&run));
+    for warning in run.record.warnings.iter().filter(|w| w.starts_with("LOSS")) {
         eprintln!("chat-loadgen: {warning}");
     }
     if let Some(path) = &common.json {
-        append_json(path, &record)?;
+        append_json(path, &run)?;
     }
     Ok(())
 }
@@ -577,24 +617,27 @@ fn run_floor(args: &FloorArgs) -> anyhow::Result<()> {
     };
     let started_at = now_rfc3339();
     let outcome = floor::run(&floor_params)?;
-    let record = Record {
-        scenario: "floor".to_owned(),
-        server: args.label.clone(),
-        commit: args.commit.clone().unwrap_or_else(current_commit),
-        started_at,
-        url: format!("tcp://{}", outcome.addr),
-        params: Params {
-            connections: Some(args.connections as u64),
-            batch_sizes: Some(args.batch.iter().map(|&b| b as u64).collect()),
-            per_batch_s: Some(args.seconds),
-            reader_threads: Some(args.readers as u64),
-            payload_bytes: Some(args.payload as u64),
-            ..Params::default()
+    let record = RunRecord {
+        record: Record {
+            scenario: "floor".to_owned(),
+            server: args.label.clone(),
+            commit: args.commit.clone().unwrap_or_else(current_commit),
+            started_at,
+            url: format!("tcp://{}", outcome.addr),
+            params: Params {
+                connections: Some(args.connections as u64),
+                batch_sizes: Some(args.batch.iter().map(|&b| b as u64).collect()),
+                per_batch_s: Some(args.seconds),
+                reader_threads: Some(args.readers as u64),
+                payload_bytes: Some(args.payload as u64),
+                ..Params::default()
+            },
+            results: Results::Floor(outcome.results),
+            server_process: None,
+            loadgen_process: outcome.loadgen,
+            warnings: outcome.warnings,
         },
-        results: Results::Floor(outcome.results),
-        server_process: None,
-        loadgen_process: outcome.loadgen,
-        warnings: outcome.warnings,
+        deployment: Deployment::default(),
     };
     print!("{}", summary::render(&record));
     if let Some(path) = &args.json {
@@ -718,6 +761,60 @@ mod tests {
             parse(&[&base[..], &["--busy-rate", "5"]].concat()).is_err(),
             "a busy rate needs busy senders"
         );
+    }
+
+    fn common(args: &[&str]) -> (Vec<String>, Watch) {
+        let cli = parse(args).expect("the arguments parse");
+        let (Scenario::Fanout { common, .. }
+        | Scenario::Capacity { common, .. }
+        | Scenario::Connections { common, .. }) = &cli.scenario
+        else {
+            panic!("not a server scenario: {args:?}");
+        };
+        (common.urls.clone(), common.watch())
+    }
+
+    #[test]
+    fn urls_and_pids_repeat() {
+        let (urls, watch) = common(&["fanout", "--clients", "10", "--url", "ws://a:1"]);
+        assert_eq!(urls, ["ws://a:1"]);
+        assert_eq!(watch, Watch::default());
+        for scenario in [
+            &["fanout", "--clients", "10"][..],
+            &["capacity"],
+            &["connections", "--count", "10"],
+        ] {
+            let several = [
+                "--url",
+                "ws://a:1",
+                "--server-pid",
+                "11",
+                "--url",
+                "ws://b:2",
+                "--server-pid",
+                "12",
+                "--sample-pid",
+                "redis=13",
+                "--sample-pid",
+                "daphne=14",
+            ];
+            let (urls, watch) = common(&[scenario, &several].concat());
+            assert_eq!(urls, ["ws://a:1", "ws://b:2"], "{scenario:?}");
+            assert_eq!(watch.servers, [11, 12]);
+            assert_eq!(
+                watch.others,
+                [("redis".to_owned(), 13), ("daphne".to_owned(), 14)]
+            );
+            assert!(watch.check(urls.len()).is_ok());
+        }
+        let base = ["fanout", "--clients", "10"];
+        assert!(parse(&base).is_err(), "a URL is required");
+        for bad in ["redis", "=13", "redis=x", "redis=-1"] {
+            assert!(
+                parse(&[&base[..], &["--url", "ws://a:1", "--sample-pid", bad]].concat()).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -35,6 +35,130 @@ pub struct Record {
     pub warnings: Vec<String>,
 }
 
+/// One line of `runs.jsonl` as the load generator writes it: the [`Record`]
+/// every reader knows, and beside its fields (flattened: top-level keys of
+/// the same JSON object) what a run against several server processes adds.
+/// A run against one URL with at most one `--server-pid` and no
+/// `--sample-pid` adds nothing, so its line is exactly a [`Record`]'s; and a
+/// reader of [`Record`]s reads any line, skipping the additions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run, as for one server (`url` and `server_process` are the first
+    /// URL's and the first server process's).
+    #[serde(flatten)]
+    pub record: Record,
+    /// Every URL and process beyond the first, and other processes sampled.
+    #[serde(flatten)]
+    pub deployment: Deployment,
+}
+
+/// The server processes of a run beyond one, and the other processes it
+/// sampled. Every field is absent when it does not apply.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// Every URL driven, in the order given, when there are several
+    /// (`--url` repeated): client *k* of room *r* connected to URL
+    /// (*r* + *k*) mod the number of URLs. [`Record::url`] is the first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
+    /// With several `--server-pid`s (one per URL, in the same order): each
+    /// server process, with the clients that connected through its URL and
+    /// the deliveries to them. [`Record::server_process`] is the first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_processes: Vec<ServerProcess>,
+    /// With several `--server-pid`s: the server processes added up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_total: Option<ServerTotal>,
+    /// Other processes sampled the same way (`--sample-pid LABEL=PID`: the
+    /// Redis server, Django's daphne), by label. Their CPU per 1,000
+    /// deliveries is over every delivery of the run.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sampled_processes: BTreeMap<String, ProcessFigures>,
+}
+
+impl Deployment {
+    /// Whether it adds nothing to the [`Record`].
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// One of several server processes of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerProcess {
+    /// The URL it serves (its `--url`).
+    pub url: String,
+    /// Clients connected through that URL (fan-out and capacity: in the
+    /// measured run, or the last step; connections: opened).
+    pub clients: u64,
+    /// Measured deliveries to those clients (fan-out and capacity, the busy
+    /// room's included): the work of this process, over which its
+    /// `cpu_s_per_1000_deliveries` is counted.
+    pub deliveries: Option<u64>,
+    /// The process, sampled from `/proc` as [`Record::server_process`] is.
+    pub process: ProcessFigures,
+}
+
+/// Several server processes added up.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerTotal {
+    /// Processes added up.
+    pub processes: u64,
+    /// User CPU of them all over the measured window, seconds.
+    pub cpu_user_s: f64,
+    /// System CPU of them all over the measured window, seconds.
+    pub cpu_system_s: f64,
+    /// Their CPU over the window's wall time: cores busy, all processes.
+    pub cpu_utilization: f64,
+    /// Their CPU seconds per 1,000 deliveries (to every process's clients).
+    pub cpu_s_per_1000_deliveries: Option<f64>,
+    /// Measured deliveries to every process's clients.
+    pub deliveries: Option<u64>,
+    /// The sum of each process's peak thread count (peaks apart in time
+    /// add up to more than was ever running at once).
+    pub threads_peak_sum: u64,
+    /// The sum of each process's peak RSS, KiB (an upper bound, as
+    /// `threads_peak_sum`).
+    pub rss_peak_sum_kib: u64,
+    /// Voluntary context switches over the window, all processes.
+    pub voluntary_ctxt_switches: u64,
+    /// Involuntary context switches over the window, all processes.
+    pub involuntary_ctxt_switches: u64,
+}
+
+impl ServerTotal {
+    /// `processes` added up.
+    pub fn of(processes: &[ServerProcess]) -> Self {
+        let mut total = Self {
+            processes: processes.len() as u64,
+            ..Self::default()
+        };
+        let mut deliveries = Some(0);
+        for p in processes {
+            let f = &p.process;
+            total.cpu_user_s += f.cpu_user_s;
+            total.cpu_system_s += f.cpu_system_s;
+            total.cpu_utilization += f.cpu_utilization;
+            total.threads_peak_sum += f.threads_peak;
+            total.rss_peak_sum_kib += f.rss_peak_kib;
+            total.voluntary_ctxt_switches += f.voluntary_ctxt_switches;
+            total.involuntary_ctxt_switches += f.involuntary_ctxt_switches;
+            deliveries = deliveries.zip(p.deliveries).map(|(a, b)| a + b);
+        }
+        total.deliveries = deliveries;
+        total.cpu_s_per_1000_deliveries =
+            per_1000_deliveries(total.cpu_user_s + total.cpu_system_s, deliveries);
+        total
+    }
+}
+
+/// CPU seconds per 1,000 deliveries, if there were any.
+pub fn per_1000_deliveries(cpu_s: f64, deliveries: Option<u64>) -> Option<f64> {
+    deliveries
+        .filter(|&d| d > 0)
+        .map(|d| cpu_s * 1000.0 / d as f64)
+}
+
 /// Parameters of a run (those that do not apply to a scenario are absent).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Params {
@@ -117,7 +241,7 @@ pub struct Params {
 }
 
 /// A latency distribution, from an HDR histogram, in microseconds.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
     /// Values recorded.
     pub count: u64,
@@ -218,12 +342,51 @@ pub struct FanoutResults {
     pub send_lag_us: Latency,
     /// Connection set-up (TCP connect and WebSocket handshake).
     pub connect_us: Latency,
+    /// With several URLs: the figures of the members that connected through
+    /// each, in the order of the URLs (absent with one URL).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_url: Vec<UrlResults>,
     /// With a busy room (`--busy-senders`): that room's own figures, every
     /// field counted for it alone. Everything above is then the other rooms'
     /// (the quiet ones) alone, so that the busy room's load shows in their
     /// latency and not in their counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub busy_room: Option<Box<FanoutResults>>,
+}
+
+/// The members of a fan-out run that connected through one of its URLs: what
+/// they were owed and got. Their room's other members may be elsewhere, so
+/// an order mismatch here is a member that saw its room's messages in
+/// another order than the room's first member did, wherever that one was.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UrlResults {
+    /// The URL.
+    pub url: String,
+    /// Members connected through it, senders included.
+    pub clients: u64,
+    /// Senders among them.
+    pub senders: u64,
+    /// Clients that could not connect to it.
+    pub connect_failures: u64,
+    /// Deliveries owed to its members: each message of their room, to each.
+    pub expected_deliveries: u64,
+    /// Deliveries its members got.
+    pub delivered: u64,
+    /// As [`FanoutResults::lost`], for its members.
+    pub lost: u64,
+    /// As [`FanoutResults::late`], for its members.
+    pub late: u64,
+    /// As [`FanoutResults::missed_by_closed`], for its members.
+    pub missed_by_closed: u64,
+    /// Deliveries its members got twice or more.
+    pub duplicated: u64,
+    /// Deliveries to its members before an earlier message of the same
+    /// sender.
+    pub out_of_order: u64,
+    /// Its members whose order differs from their room's first member's.
+    pub order_mismatches: u64,
+    /// Fan-out latency to its members.
+    pub latency_us: Latency,
 }
 
 /// One step of the capacity search.
@@ -264,9 +427,10 @@ pub struct ConnectionsResults {
     pub connect_us: Latency,
     /// Handshakes completed per second while opening.
     pub handshakes_per_s: f64,
-    /// The server before the first connection.
+    /// The server before the first connection (with several server
+    /// processes, all of them added up).
     pub server_before: Option<ProcessSample>,
-    /// The server with every connection open.
+    /// The server with every connection open (with several, added up).
     pub server_loaded: Option<ProcessSample>,
     /// (loaded - before) threads / opened connections.
     pub threads_per_connection: Option<f64>,
@@ -345,7 +509,7 @@ pub struct ProcessSample {
 }
 
 /// A process, sampled during a run.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProcessFigures {
     /// Its pid.
     pub pid: u32,
@@ -494,6 +658,80 @@ mod tests {
         assert_eq!(quiet.busy_room.as_ref().map(|b| b.sent), Some(12_345));
         assert_eq!(quiet.sent, 1000);
         assert_eq!(serde_json::to_string(&back).expect("encodes"), line);
+    }
+
+    #[test]
+    fn a_run_against_one_server_writes_the_same_line_as_before() {
+        for line in [
+            FANOUT_2026_11_26,
+            CAPACITY_2026_11_26,
+            CONNECTIONS_2026_11_26,
+        ] {
+            let run: RunRecord = serde_json::from_str(line).expect("an old record reads");
+            assert!(run.deployment.is_empty(), "{:?}", run.deployment);
+            let original: serde_json::Value = serde_json::from_str(line).expect("JSON");
+            assert_eq!(serde_json::to_value(&run).expect("encodes"), original);
+            let record: Record = serde_json::from_str(line).expect("reads");
+            assert_eq!(
+                serde_json::to_string(&run).expect("encodes"),
+                serde_json::to_string(&record).expect("encodes")
+            );
+        }
+    }
+
+    #[test]
+    fn several_servers_and_processes_are_added_beside_the_record() {
+        let mut record: Record = serde_json::from_str(FANOUT_2026_11_26).expect("reads");
+        let Results::Fanout(fanout) = &mut record.results else {
+            panic!("a fan-out record");
+        };
+        let urls = vec!["ws://127.0.0.1:1".to_owned(), "ws://127.0.0.1:2".to_owned()];
+        fanout.per_url = urls
+            .iter()
+            .map(|url| UrlResults {
+                url: url.clone(),
+                clients: 5,
+                delivered: 5000,
+                ..UrlResults::default()
+            })
+            .collect();
+        let server = record.server_process.clone().expect("sampled");
+        let server_processes: Vec<ServerProcess> = urls
+            .iter()
+            .map(|url| ServerProcess {
+                url: url.clone(),
+                clients: 5,
+                deliveries: Some(5000),
+                process: server.clone(),
+            })
+            .collect();
+        let run = RunRecord {
+            record,
+            deployment: Deployment {
+                urls: urls.clone(),
+                server_total: Some(ServerTotal::of(&server_processes)),
+                server_processes,
+                sampled_processes: [("redis".to_owned(), server.clone())].into(),
+            },
+        };
+        let line = serde_json::to_string(&run).expect("encodes");
+        let value: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(value["url"], "ws://127.0.0.1:35211", "the first as before");
+        assert_eq!(value["urls"][1], "ws://127.0.0.1:2");
+        assert_eq!(value["results"]["per_url"][1]["delivered"], 5000);
+        assert_eq!(value["server_processes"][1]["deliveries"], 5000);
+        assert_eq!(value["server_processes"][0]["process"]["pid"], 29044);
+        assert_eq!(value["server_total"]["processes"], 2);
+        assert_eq!(value["server_total"]["deliveries"], 10_000);
+        assert_eq!(value["server_total"]["threads_peak_sum"], 44);
+        assert_eq!(value["sampled_processes"]["redis"]["pid"], 29044);
+        // It reads back whole, and a reader of records reads its record.
+        let back: RunRecord = serde_json::from_str(&line).expect("reads back");
+        assert_eq!(back.deployment, run.deployment);
+        assert_eq!(serde_json::to_string(&back).expect("encodes"), line);
+        let plain: Record = serde_json::from_str(&line).expect("reads as a record");
+        assert!(matches!(plain.results, Results::Fanout(ref f) if f.per_url.len() == 2));
+        assert_eq!(plain.url, "ws://127.0.0.1:35211");
     }
 
     #[test]

@@ -3,18 +3,25 @@
 use std::fmt::Write;
 
 use crate::record::{
-    FanoutResults, FloorResults, Latency, Params, ProcessFigures, Record, Results,
+    Deployment, FanoutResults, FloorResults, Latency, Params, ProcessFigures, Results, RunRecord,
+    ServerTotal, UrlResults,
 };
 
-/// The summary of `record` as text.
-pub fn render(record: &Record) -> String {
+/// The summary of `run` as text.
+pub fn render(run: &RunRecord) -> String {
+    let RunRecord { record, deployment } = run;
     let mut out = String::new();
+    let urls = if deployment.urls.is_empty() {
+        record.url.clone()
+    } else {
+        deployment.urls.join(", ")
+    };
     let _ = writeln!(
         out,
         "{} against {} ({}), commit {}",
         record.scenario,
         record.server,
-        record.url,
+        urls,
         short(&record.commit)
     );
     if let Some(variant) = &record.params.variant {
@@ -78,8 +85,15 @@ pub fn render(record: &Record) -> String {
         }
         Results::Floor(results) => floor(&mut out, results),
     }
-    if let Some(server) = &record.server_process {
-        process(&mut out, "server", server);
+    if deployment.server_processes.is_empty() {
+        if let Some(server) = &record.server_process {
+            process(&mut out, "server", server);
+        }
+    } else {
+        servers(&mut out, deployment);
+    }
+    for (label, figures) in &deployment.sampled_processes {
+        process(&mut out, label, figures);
     }
     process(&mut out, "loadgen", &record.loadgen_process);
     for warning in &record.warnings {
@@ -118,6 +132,9 @@ fn fanout(out: &mut String, results: &FanoutResults) {
     latency_line(out, "fan-out", &results.latency_us);
     latency_line(out, "send lag", &results.send_lag_us);
     latency_line(out, "connect", &results.connect_us);
+    for at_url in &results.per_url {
+        url_line(out, at_url);
+    }
     if let Some(busy) = &results.busy_room {
         let _ = writeln!(
             out,
@@ -186,6 +203,63 @@ fn latency_line(out: &mut String, name: &str, latency: &Latency) {
     );
 }
 
+/// The members behind one of several URLs.
+fn url_line(out: &mut String, r: &UrlResults) {
+    let _ = writeln!(
+        out,
+        "  {}: {} clients ({} sending, {} failed to connect)  expected {}  delivered {}  lost {}  late {}  to closed {}  duplicated {}  out of order {}  order mismatches {}  fan-out p99 {:.2} ms",
+        r.url,
+        r.clients,
+        r.senders,
+        r.connect_failures,
+        r.expected_deliveries,
+        r.delivered,
+        r.lost,
+        r.late,
+        r.missed_by_closed,
+        r.duplicated,
+        r.out_of_order,
+        r.order_mismatches,
+        ms(r.latency_us.p99_us)
+    );
+}
+
+/// Several server processes, each and in all.
+fn servers(out: &mut String, deployment: &Deployment) {
+    for (i, server) in deployment.server_processes.iter().enumerate() {
+        process(out, &format!("server {}", i + 1), &server.process);
+        let _ = writeln!(
+            out,
+            "            (behind {}: {} clients{})",
+            server.url,
+            server.clients,
+            server
+                .deliveries
+                .map(|d| format!(", {d} deliveries"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(ServerTotal {
+        processes,
+        cpu_user_s,
+        cpu_system_s,
+        cpu_utilization,
+        cpu_s_per_1000_deliveries,
+        threads_peak_sum,
+        rss_peak_sum_kib,
+        ..
+    }) = &deployment.server_total
+    {
+        let _ = writeln!(
+            out,
+            "   servers: {processes} processes  CPU {cpu_user_s:.2} s user + {cpu_system_s:.2} s system ({cpu_utilization:.2} cores){}  threads peak (sum) {threads_peak_sum}  RSS peak (sum) {rss_peak_sum_kib} KiB",
+            cpu_s_per_1000_deliveries
+                .map(|c| format!(", {:.1} ms per 1,000 deliveries", c * 1000.0))
+                .unwrap_or_default(),
+        );
+    }
+}
+
 fn process(out: &mut String, name: &str, figures: &ProcessFigures) {
     let _ = writeln!(
         out,
@@ -234,7 +308,15 @@ fn short(commit: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{CapacityResults, CapacityStep};
+    use crate::record::{CapacityResults, CapacityStep, Record};
+
+    /// A run against one server.
+    fn single(record: Record) -> RunRecord {
+        RunRecord {
+            record,
+            deployment: Deployment::default(),
+        }
+    }
 
     fn capacity_record(params: Params) -> Record {
         Record {
@@ -273,7 +355,7 @@ mod tests {
             ..Params::default()
         });
         record.results = Results::Fanout(quiet);
-        let text = render(&record);
+        let text = render(&single(record));
         assert!(text.contains("server flags: --db-bridge inline"), "{text}");
         let (rooms, busy) = text
             .split_once("the busy room, apart")
@@ -283,12 +365,74 @@ mod tests {
     }
 
     #[test]
+    fn several_servers_are_shown_each_and_in_all() {
+        use crate::record::{ServerProcess, ServerTotal};
+
+        let urls = ["ws://127.0.0.1:1".to_owned(), "ws://127.0.0.1:2".to_owned()];
+        let mut record = capacity_record(Params::default());
+        record.results = Results::Fanout(FanoutResults {
+            per_url: urls
+                .iter()
+                .map(|url| UrlResults {
+                    url: url.clone(),
+                    clients: 50,
+                    senders: 2,
+                    ..UrlResults::default()
+                })
+                .collect(),
+            ..FanoutResults::default()
+        });
+        let process = |pid| ProcessFigures {
+            pid,
+            cpu_s_per_1000_deliveries: Some(0.002),
+            ..ProcessFigures::default()
+        };
+        let server_processes: Vec<ServerProcess> = urls
+            .iter()
+            .zip([11, 12])
+            .map(|(url, pid)| ServerProcess {
+                url: url.clone(),
+                clients: 50,
+                deliveries: Some(1000),
+                process: process(pid),
+            })
+            .collect();
+        record.server_process = Some(process(11));
+        let text = render(&RunRecord {
+            record,
+            deployment: Deployment {
+                urls: urls.to_vec(),
+                server_total: Some(ServerTotal::of(&server_processes)),
+                server_processes,
+                sampled_processes: [("redis".to_owned(), process(13))].into(),
+            },
+        });
+        assert!(
+            text.starts_with("capacity against async (ws://127.0.0.1:1, ws://127.0.0.1:2)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  ws://127.0.0.1:2: 50 clients (2 sending, 0 failed to connect)"),
+            "{text}"
+        );
+        assert!(text.contains("  server 1: pid 11 "), "{text}");
+        assert!(text.contains("  server 2: pid 12 "), "{text}");
+        assert!(
+            text.contains("(behind ws://127.0.0.1:2: 50 clients, 1000 deliveries)"),
+            "{text}"
+        );
+        assert!(text.contains("   servers: 2 processes "), "{text}");
+        assert!(text.contains("     redis: pid 13 "), "{text}");
+        assert!(!text.contains("    server: "), "{text}");
+    }
+
+    #[test]
     fn capacity_states_its_senders_and_rate() {
-        let text = render(&capacity_record(Params {
+        let text = render(&single(capacity_record(Params {
             senders_per_room: Some(4),
             rate_per_s: Some(2.0),
             ..Params::default()
-        }));
+        })));
         assert!(
             text.contains("capacity: 100 clients in one room, 4 senders @ 2 msg/s each"),
             "{text}"
@@ -298,13 +442,13 @@ mod tests {
 
     #[test]
     fn a_variant_is_named_under_the_title() {
-        let text = render(&capacity_record(Params {
+        let text = render(&single(capacity_record(Params {
             senders_per_room: Some(1),
             rate_per_s: Some(0.5),
             variant: Some("batch-1".into()),
             variant_note: Some("one frame per write".into()),
             ..Params::default()
-        }));
+        })));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[1], "  variant batch-1: one frame per write", "{text}");
         assert!(text.contains("1 sender @ 0.5 msg/s each"), "{text}");

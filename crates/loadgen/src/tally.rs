@@ -73,6 +73,18 @@ impl SharedHistogram {
     }
 }
 
+/// The distribution of several histograms together (one URL's each, say).
+pub fn summary_of(parts: &[SharedHistogram]) -> Latency {
+    let mut all = new_histogram();
+    for part in parts {
+        let part = part.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        // The same bounds, so nothing is out of range.
+        all.add(&*part)
+            .expect("histograms of the same bounds add up");
+    }
+    summarize(&all)
+}
+
 /// Percentiles of a histogram, in the record's shape.
 pub fn summarize(histogram: &Histogram<u64>) -> Latency {
     if histogram.is_empty() {
