@@ -26,7 +26,11 @@
 #
 # Both of our servers also run the history experiments (issue 5): history
 # off and on (each database bridge of chat-async), and a quiet room beside
-# a busy one with every database call delayed (see history_runs).
+# a busy one with every database call delayed (see history_runs); and the
+# Redis experiments (issue 6): rooms in memory against rooms on Redis with
+# 1, 2 and 4 processes, 2 Redis shards against 1, and with --django a room
+# shared by chat-sync, chat-async and Django (see layer_runs; needs
+# redis-server: bash .ci/install-redis.sh).
 #
 # Each run directory gets runs.jsonl (one JSON record per load-generator
 # run, appended by chat-loadgen --json) and README.md (the commit, the
@@ -54,6 +58,9 @@ readonly SERVER_RUST_LOG=warn
 readonly READY_TIMEOUT_S=10
 readonly DJANGO_READY_TIMEOUT_S=60
 readonly STOP_TIMEOUT_S=20
+# Free ports tried for one redis-server, should another process bind the
+# one picked first.
+readonly REDIS_PORT_ATTEMPTS=3
 # Descriptors kept free, in the server and in the load generator, beyond one
 # per connection (listener, logs, epoll, /proc readings...).
 readonly FD_MARGIN=250
@@ -96,6 +103,22 @@ readonly CONNECTIONS_PER_SOURCE_ADDR=20000
 # history keeps up; the report compares at the heaviest load each server
 # carries with history off.
 #
+# Rooms on Redis: layer_rooms rooms of layer_room_size clients, one sender
+# each at each rate of layer_rates: many small rooms, so that most of the
+# work is per message (a PUBLISH to Redis, which sends it to every process
+# subscribed to the room's channel, then a fan-out to a few members in each)
+# and Redis's share of it is as large as the process count makes it: every
+# process has members in every room (chat-loadgen spreads them), so every
+# message goes from Redis to every process, and Redis's work grows with
+# messages x processes while the deliveries stay the same. 24 rooms of 8
+# split evenly over 1, 2, 3 or 4 processes and give two shards channels
+# each. The rates go from light to past what this 2-core machine carries
+# with everything on it (600 to 24,000 msg/s, 4,800 to 192,000
+# deliveries/s); each configuration stops at its first rung not delivered.
+# The mixed room: mixed_clients clients in one room, mixed_senders senders
+# (one behind each process), at rates Django carries (it alone peaks at a
+# few thousand deliveries/s here; it gets a third of these).
+#
 # History, stall: the quiet room (10 clients, one sender at 20 msg/s) beside
 # the busy room (10 clients, all sending 100 msg/s), every database call
 # first sleeping stall_delay_ms. One call at a time per room allows the busy
@@ -122,6 +145,9 @@ set_sweep() {
         history_rates=(100)
         history_timing=(--warmup 0.5 --duration 1 --drain 1 --drain-max 2)
         stall_timing=(--warmup 0.5 --duration 1 --drain 3 --drain-max 1)
+        layer_rates=(100)
+        layer_timing=(--warmup 0.5 --duration 1 --drain 1 --drain-max 2)
+        mixed_rates=(10)
     else
         fanout_clients=(10 100 1000 5000)
         fanout_timing=(--warmup 2 --duration 10)
@@ -140,7 +166,16 @@ set_sweep() {
         history_rates=(100 300 1000 3000)
         history_timing=(--warmup 1 --duration 5 --drain-max 20)
         stall_timing=(--warmup 2 --duration 10 --drain 10 --drain-max 5)
+        layer_rates=(25 100 250 500 1000)
+        layer_timing=(--warmup 1 --duration 5 --drain 2 --drain-max 10)
+        mixed_rates=(10 30)
     fi
+    layer_rooms=24
+    layer_room_size=8
+    layer_processes=(1 2 4)
+    layer_shards=2
+    mixed_clients=30
+    mixed_senders=3
     history_rooms=10
     stall_delay_ms=10
     stall_quiet=(--clients 10 --rooms 1 --senders 1 --rate 20)
@@ -232,14 +267,78 @@ raise_limits() {
     fd_limit=$(ulimit -Sn)
 }
 
-# Starts a server we manage (sync, async or django) and reads its address
-# from the first line of its stdout, through a FIFO with a bounded `read -t`
-# (no sleep); the rest of its stdout is drained to a log file so that a
-# chatty server (Daphne's access log) never blocks on a full pipe. Sets
-# server_pid, server_url, drain_pid.
+# Every process this script started and has not stopped yet (servers and
+# Redis), one entry per process across these arrays: its pid, its name (the
+# server's label, or redis), its group (`server` or `redis`: stopped
+# together, servers before the Redis they use), the path of its logs
+# without the extension, and the pid of the drain of its stdout.
+managed_pids=()
+managed_names=()
+managed_groups=()
+managed_logs=()
+managed_drains=()
+
+# Starts a process we manage, in group $2 under the name $1, and waits for
+# it to say it is ready: one of the first $5 lines of its stdout matching
+# the bash regex $4, within $3 seconds (a bounded `read -t` on a FIFO, no
+# sleep). The command and its arguments are $6 on. Its stderr goes to
+# <log>.err, its stdout (the lines read included) to <log>.out, drained to
+# the end so that a chatty process (Daphne's access log) never blocks on a
+# full pipe. Sets launched_pid, launched_log, launched_first (the first
+# line) and launched_match (BASH_REMATCH of the ready line). Returns 1, the
+# process stopped (stop_outcome says how), if it was not ready in time.
+launch_process() {
+    local name=$1 group=$2 timeout=$3 pattern=$4 max_lines=$5 fifo fd line left n=0
+    local ready=false deadline
+    shift 5
+    server_runs=$((server_runs + 1))
+    launched_log="$logs/$(printf '%03d' "$server_runs")-$name"
+    fifo="$logs/.stdout.fifo"
+    rm -f "$fifo"
+    mkfifo "$fifo"
+    "$@" >"$fifo" 2>"$launched_log.err" &
+    launched_pid=$!
+    managed_pids+=("$launched_pid")
+    managed_names+=("$name")
+    managed_groups+=("$group")
+    managed_logs+=("$launched_log")
+    managed_drains+=("")
+    exec {fd}<"$fifo"
+    rm -f "$fifo"
+    : >"$launched_log.out"
+    launched_first=""
+    launched_match=()
+    deadline=$(($(now_ms) + timeout * 1000))
+    while ((n < max_lines)); do
+        left=$((deadline - $(now_ms)))
+        ((left > 0)) || break
+        IFS= read -r -t "$((left / 1000)).$(printf '%03d' $((left % 1000)))" line <&"$fd" || break
+        n=$((n + 1))
+        ((n > 1)) || launched_first=$line
+        printf '%s\n' "$line" >>"$launched_log.out"
+        if [[ "$line" =~ $pattern ]]; then
+            launched_match=("${BASH_REMATCH[@]}")
+            ready=true
+            break
+        fi
+    done
+    if [[ "$ready" == false ]]; then
+        exec {fd}<&-
+        stop_pids "$launched_pid" || true
+        return 1
+    fi
+    cat <&"$fd" >>"$launched_log.out" &
+    managed_drains[-1]=$!
+    exec {fd}<&-
+}
+
+# Starts a server we manage (sync, async or django), with the extra flags
+# of server_extra_flags (ours) or the Redis URLs of django_redis_urls
+# (Django's CHAT_REDIS_URLS), and reads its address from the first line of
+# its stdout. Sets server_pid, server_url and server_label.
 start_server() {
-    local label=$1 timeout=$READY_TIMEOUT_S fifo fd line
-    local -a cmd
+    local label=$1 timeout=$READY_TIMEOUT_S
+    local -a cmd environment=(RUST_LOG="$SERVER_RUST_LOG")
     case "$label" in
     sync) cmd=("$server_bin_dir"/chat-sync --addr 127.0.0.1:0 "${SERVER_FLAGS[@]}"
         "${server_extra_flags[@]}") ;;
@@ -247,94 +346,198 @@ start_server() {
         --workers "$async_workers" "${server_extra_flags[@]}") ;;
     django)
         cmd=(bash scripts/django/run.sh --port 0)
+        if [[ -n "${django_redis_urls:-}" ]]; then
+            environment+=(CHAT_REDIS_URLS="$django_redis_urls")
+        fi
         timeout=$DJANGO_READY_TIMEOUT_S
         ;;
     *) die "no way to start a server labelled $label" ;;
     esac
+    cmd=(env "${environment[@]}" "${cmd[@]}")
     if [[ "$pin" == true ]]; then
         cmd=(taskset -c 1 "${cmd[@]}")
     fi
-    server_runs=$((server_runs + 1))
-    server_log="$logs/$(printf '%03d' "$server_runs")-$label"
-    fifo="$logs/.stdout.fifo"
-    rm -f "$fifo"
-    mkfifo "$fifo"
-    RUST_LOG=$SERVER_RUST_LOG "${cmd[@]}" >"$fifo" 2>"$server_log.err" &
-    server_pid=$!
     server_label=$label
-    exec {fd}<"$fifo"
-    rm -f "$fifo"
-    if ! IFS= read -r -t "$timeout" line <&"$fd" ||
-        [[ ! "$line" =~ ^listening\ on\ http://([^/[:space:]]+)$ ]]; then
-        exec {fd}<&-
-        stop_server || true
-        tail -n 20 "$server_log.err" >&2 || true
-        die "$label gave no \`listening on http://HOST:PORT\` line within $timeout s (first line: \"${line:-}\"; $stop_outcome; stderr above, in $server_log.err)"
+    if ! launch_process "$label" server "$timeout" '^listening on http://([^/[:space:]]+)$' 1 \
+        "${cmd[@]}"; then
+        tail -n 20 "$launched_log.err" >&2 || true
+        die "$label gave no \`listening on http://HOST:PORT\` line within $timeout s (first line: \"$launched_first\"; $stop_outcome; stderr above, in $launched_log.err)"
     fi
-    server_url="ws://${BASH_REMATCH[1]}"
-    cat <&"$fd" >"$server_log.out" &
-    drain_pid=$!
-    exec {fd}<&-
+    server_pid=$launched_pid
+    server_url="ws://${launched_match[1]}"
 }
 
-# Stops the managed server with SIGTERM and waits for it, bounded; SIGKILL
-# if it overstays. Sets stop_outcome to how it ended, for the README (not
-# printed: it must run in this shell, the server's parent, to `wait` for it).
-# Returns 1 if it had exited before it was asked to (a crash, or a limit
-# hit), or did not exit cleanly.
-stop_server() {
-    local started outcome rc=0
-    [[ -n "${server_pid:-}" ]] || return 0
-    started=$(now_ms)
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-        wait_bounded "$server_pid" "$STOP_TIMEOUT_S" || true
-        outcome="server had exited by itself (status $wait_status) before SIGTERM"
-        rc=1
-    else
-        kill -TERM "$server_pid" 2>/dev/null || true
-        if wait_bounded "$server_pid" "$STOP_TIMEOUT_S"; then
-            outcome="server exit $wait_status, $(elapsed_s "$started" "$(now_ms)") s after SIGTERM"
-            ((wait_status == 0)) || rc=1
-        else
-            outcome="server still running ${STOP_TIMEOUT_S} s after SIGTERM: killed (SIGKILL)"
-            rc=1
+# A TCP port of 127.0.0.1 that nothing listens on now, below the ephemeral
+# range (so that no outgoing connection takes it meanwhile). Another
+# process may still bind it first: start_redis then tries another.
+free_port() {
+    local low high port hex
+    read -r low high </proc/sys/net/ipv4/ip_local_port_range
+    high=$((low - 1))
+    low=10000
+    ((high > low)) || high=$((low + 20000))
+    while true; do
+        port=$((low + (RANDOM * 32768 + RANDOM) % (high - low + 1)))
+        printf -v hex '%04X' "$port"
+        if ! grep -qE "^ *[0-9]+: [0-9A-F]+:$hex [0-9A-F]+:[0-9A-F]+ 0A " \
+            /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
+            echo "$port"
+            return 0
         fi
-    fi
-    if [[ -n "${drain_pid:-}" ]]; then
-        # The drain ends when the server's stdout closes; Daphne's detached
-        # readiness watcher has exited long before. Bounded all the same: a
-        # process the server left behind could hold the pipe open.
-        wait_bounded "$drain_pid" 5 || true
-        drain_pid=""
-    fi
-    server_pid=""
-    stop_outcome=$outcome
+    done
+}
+
+# Starts a redis-server of this script's own, named $1 in the logs: on a
+# free port of 127.0.0.1, in a directory of its own under redis_dir, no
+# persistence (`--save '' --appendonly no`), ready once it logs `Ready to
+# accept connections`; up to REDIS_PORT_ATTEMPTS ports, should another
+# process take the one picked. Pinned with the servers under --pin. Sets
+# redis_pid and redis_url.
+start_redis() {
+    local name=$1 attempt port
+    local -a prefix=()
+    [[ "$pin" == true ]] && prefix=(taskset -c 1)
+    for ((attempt = 1; attempt <= REDIS_PORT_ATTEMPTS; attempt++)); do
+        port=$(free_port)
+        mkdir -p "$redis_dir/$port"
+        if launch_process "$name" redis "$READY_TIMEOUT_S" 'Ready to accept connections' 200 \
+            "${prefix[@]}" redis-server --bind 127.0.0.1 --port "$port" --dir "$redis_dir/$port" \
+            --save '' --appendonly no --daemonize no --logfile ''; then
+            redis_pid=$launched_pid
+            redis_url="redis://127.0.0.1:$port"
+            return 0
+        fi
+        echo "bench.sh: redis-server on port $port did not start ($stop_outcome; $launched_log.out)" >&2
+    done
+    die "redis-server did not start on any of $REDIS_PORT_ATTEMPTS ports (logs: $launched_log.out)"
+}
+
+# Stops the managed processes $@ (pids) at once: SIGTERM to each still
+# running, then a bounded wait for each (SIGKILL past STOP_TIMEOUT_S), then
+# for the drains of their stdout; forgets them. Sets stop_outcome (how each
+# ended, for the README: not printed, it must run in this shell, their
+# parent, to `wait` for them) and stop_failed_logs (the logs of those that
+# did not end well). Returns 1 if any had exited before it was asked to (a
+# crash, or a limit hit) or did not exit cleanly.
+stop_pids() {
+    local pid i started rc=0 outcome several=false
+    local -a outcomes=() asked=() keep=()
+    (($# > 1)) && several=true
+    stop_failed_logs=()
+    started=$(now_ms)
+    for pid in "$@"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            asked+=("$pid")
+        fi
+    done
+    for i in "${!managed_pids[@]}"; do
+        pid=${managed_pids[$i]}
+        if [[ " $* " != *" $pid "* ]]; then
+            keep+=("$i")
+            continue
+        fi
+        local who="${managed_names[$i]} (pid $pid)"
+        [[ "$several" == true ]] || who=${managed_groups[$i]}
+        if [[ " ${asked[*]} " != *" $pid "* ]]; then
+            wait_bounded "$pid" "$STOP_TIMEOUT_S" || true
+            outcome="$who had exited by itself (status $wait_status) before SIGTERM"
+            rc=1
+            stop_failed_logs+=("${managed_logs[$i]}")
+        elif wait_bounded "$pid" "$STOP_TIMEOUT_S"; then
+            outcome="$who exit $wait_status, $(elapsed_s "$started" "$(now_ms)") s after SIGTERM"
+            if ((wait_status != 0)); then
+                rc=1
+                stop_failed_logs+=("${managed_logs[$i]}")
+            fi
+        else
+            outcome="$who still running ${STOP_TIMEOUT_S} s after SIGTERM: killed (SIGKILL)"
+            rc=1
+            stop_failed_logs+=("${managed_logs[$i]}")
+        fi
+        outcomes+=("$outcome")
+        if [[ -n "${managed_drains[$i]}" ]]; then
+            # The drain ends when the process's stdout closes; Daphne's
+            # detached readiness watcher has exited long before. Bounded
+            # all the same: a process left behind could hold the pipe open.
+            wait_bounded "${managed_drains[$i]}" 5 || true
+        fi
+    done
+    local -a pids=() names=() groups=() logs_=() drains=()
+    for i in "${keep[@]}"; do
+        pids+=("${managed_pids[$i]}")
+        names+=("${managed_names[$i]}")
+        groups+=("${managed_groups[$i]}")
+        logs_+=("${managed_logs[$i]}")
+        drains+=("${managed_drains[$i]}")
+    done
+    managed_pids=("${pids[@]}")
+    managed_names=("${names[@]}")
+    managed_groups=("${groups[@]}")
+    managed_logs=("${logs_[@]}")
+    managed_drains=("${drains[@]}")
+    stop_outcome=""
+    for outcome in "${outcomes[@]}"; do
+        stop_outcome+="${stop_outcome:+; }$outcome"
+    done
     return "$rc"
 }
 
-# On any exit (an error, Ctrl-C), no managed server is left running.
-cleanup() {
-    if [[ -n "${server_pid:-}" ]]; then
-        echo "bench.sh: stopping $server_label (pid $server_pid)" >&2
-        stop_server || true
+# Stops every managed process of group $1 (`server` or `redis`) at once, as
+# stop_pids does. Returns 0, with stop_outcome "nothing to stop", if there
+# is none.
+stop_group() {
+    local i
+    local -a pids=()
+    for i in "${!managed_pids[@]}"; do
+        [[ "${managed_groups[$i]}" == "$1" ]] && pids+=("${managed_pids[$i]}")
+    done
+    if ((${#pids[@]} == 0)); then
+        stop_outcome="nothing to stop"
+        stop_failed_logs=()
+        return 0
     fi
+    stop_pids "${pids[@]}"
+}
+
+# Stops the managed servers (not Redis): see stop_pids.
+stop_server() {
+    stop_group server
+}
+
+# On any exit (an error, Ctrl-C), no managed process is left running, and
+# the temporary directories are gone.
+cleanup() {
+    local group
+    for group in server redis; do
+        if [[ " ${managed_groups[*]} " == *" $group "* ]]; then
+            echo "bench.sh: stopping every $group still running" >&2
+            stop_group "$group" || true
+        fi
+    done
     if [[ -n "${history_dir:-}" ]]; then
         rm -rf "$history_dir"
     fi
+    if [[ -n "${redis_dir:-}" ]]; then
+        rm -rf "$redis_dir"
+    fi
 }
 
-# Runs chat-loadgen once against the current server, recording the exact
-# command in the README before it runs and how it ended after. Returns the
-# load generator's status.
+# Runs chat-loadgen once against the current server processes (the URLs
+# of server_urls, sampling the pids of server_sample_pids, one per URL or
+# none), recording the exact command in the README before it runs and how
+# it ended after. Returns the load generator's status.
 run_loadgen() {
-    local scenario=$1 started status=0
+    local scenario=$1 started status=0 url pid
     shift
-    local -a cmd=("$target_dir"/release/chat-loadgen "$scenario"
-        --url "$server_url" --label "$server_label"
-        --json "$runs" --commit "$commit")
-    if [[ -n "${server_sample_pid:-}" ]]; then
-        cmd+=(--server-pid "$server_sample_pid")
-    fi
+    local -a cmd=("$target_dir"/release/chat-loadgen "$scenario")
+    for url in "${server_urls[@]}"; do
+        cmd+=(--url "$url")
+    done
+    cmd+=(--label "$server_label" --json "$runs" --commit "$commit")
+    for pid in "${server_sample_pids[@]}"; do
+        cmd+=(--server-pid "$pid")
+    done
     if [[ "$pin" == true ]]; then
         cmd=(taskset -c 0 "${cmd[@]}" --workers 1)
     fi
@@ -389,24 +592,47 @@ run_case() {
     shift 2
     if [[ -n "${external_urls[$label]:-}" ]]; then
         server_label=$label
-        server_url=${external_urls[$label]}
-        server_sample_pid=${external_pids[$label]}
+        server_urls=("${external_urls[$label]}")
+        server_sample_pids=()
+        if [[ -n "${external_pids[$label]}" ]]; then
+            server_sample_pids=("${external_pids[$label]}")
+        fi
         run_loadgen "$scenario" "$@" || status=$?
         note "$loadgen_outcome."
         return "$status"
     fi
     start_server "$label"
-    server_sample_pid=$server_pid
+    server_urls=("$server_url")
+    server_sample_pids=("$server_pid")
     run_loadgen "$scenario" "$@" || status=$?
-    if ! stop_server; then
-        status=1
-        failures+=("$label $scenario: $stop_outcome")
-        note "$loadgen_outcome; $stop_outcome (stderr, last lines):" ""
-        tail -n 5 "$server_log.err" | sed 's/^/    /' >>"$readme" || true
-    else
-        note "$loadgen_outcome; $stop_outcome."
-    fi
+    stopped "$label $scenario" || status=1
     return "$status"
+}
+
+# Stops every managed server, then every managed Redis, and notes in the
+# README how the last chat-loadgen run and they ended (the last lines of
+# the stderr of each that did not end well too). $1 names the run in the
+# list of failures. Returns 1 if any did not end well.
+stopped() {
+    local what=$1 rc=0 outcome log
+    stop_group server || rc=1
+    outcome=$stop_outcome
+    local -a failed=("${stop_failed_logs[@]}")
+    if [[ " ${managed_groups[*]} " == *" redis "* ]]; then
+        stop_group redis || rc=1
+        outcome+="; $stop_outcome"
+        failed+=("${stop_failed_logs[@]}")
+    fi
+    if ((rc != 0)); then
+        failures+=("$what: $outcome")
+        note "$loadgen_outcome; $outcome (stderr, last lines):" ""
+        for log in "${failed[@]}"; do
+            tail -n 5 "$log.err" | sed 's/^/    /' >>"$readme" || true
+        done
+    else
+        note "$loadgen_outcome; $outcome."
+    fi
+    return "$rc"
 }
 
 # Whether the last record in runs.jsonl is a connections run that opened
@@ -670,6 +896,217 @@ history_case() {
     rm -f "$db" "$db-wal" "$db-shm"
 }
 
+# Rooms on Redis (issue 6), against servers sync and async (and, with
+# --django, a room shared by one chat-sync, one chat-async and one Django
+# process), each run on fresh processes and a fresh Redis of this script's
+# own (start_redis, in a temporary directory removed afterwards), recorded
+# as a variant that the report keeps out of every other section:
+#
+# - layer-memory: one process, rooms in its memory (--layer memory), the
+#   reference;
+# - layer-redis-N: N processes of the same server on one Redis, the
+#   clients spread evenly over them by chat-loadgen (member k of room r
+#   behind process (r + k) mod N), Redis sampled (--sample-pid redis=PID);
+# - layer-redis-shards-S: the largest N of layer_processes on S Redis
+#   servers (every process given every --redis-url; rooms spread over the
+#   shards by channels_redis' hash), each sampled (redis-1=PID, ...), run
+#   right after the one-shard run at the same rung so that both meet the
+#   machine in the same state;
+# - layer-mixed-django: one chat-sync, one chat-async and one Django process
+#   on one Redis, one room, a sender behind each, every process sampled as
+#   the server of its URL.
+#
+# Each configuration climbs layer_rates and stops at the first rung it does
+# not deliver (kept_up); the shard comparison climbs while either of its
+# two runs keeps up. Parameters: set_sweep.
+layer_runs() {
+    local label processes
+    note "" "## Rooms on Redis" ""
+    if ! command -v redis-server >/dev/null; then
+        note "Not run: \`redis-server\` is not installed (\`bash .ci/install-redis.sh\`)."
+        failures+=("Rooms on Redis: redis-server not found (bash .ci/install-redis.sh)")
+        return 0
+    fi
+    note "$(redis-server --version)." "" "Each run on fresh server processes and, for the Redis layer, fresh \`redis-server\`s of this script's own (a free port of 127.0.0.1, \`--save '' --appendonly no\`, a temporary directory), stopped after it; recorded with \`--variant layer-memory\`, \`layer-redis-<processes>\`, \`layer-redis-shards-<shards>\` or \`layer-mixed-django\` and the servers' flags (\`--server-flags\`). Clients: $layer_rooms rooms of $layer_room_size, one sender per room, spread over the processes by chat-loadgen; each configuration climbs the rates ${layer_rates[*]} msg/s per sender and stops at the first it does not deliver."
+    redis_dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-redis.XXXXXX")
+    for label in sync async; do
+        note "" "### \`$label\`, memory and Redis layers"
+        layer_ladder "$label" 1 0
+        for processes in "${layer_processes[@]}"; do
+            layer_ladder "$label" "$processes" 1
+        done
+    done
+    if [[ "$django" == true ]]; then
+        note "" "### A room shared by chat-sync, chat-async and Django on one Redis"
+        mixed_ladder
+    fi
+    rm -rf "$redis_dir"
+    redis_dir=""
+}
+
+# The rate ladder of $2 processes of server $1 with rooms in memory ($3 = 0
+# shards: one process) or on $3 Redis servers; at the largest process count,
+# each rung is followed by the same run on layer_shards shards.
+layer_ladder() {
+    local label=$1 processes=$2 shards=$3 rate held offered
+    local compare=false
+    if ((shards == 1 && processes == layer_processes[-1] && layer_shards > 1)); then
+        compare=true
+    fi
+    for rate in "${layer_rates[@]}"; do
+        held=false
+        offered=$((layer_rooms * layer_room_size * rate))
+        local -a load=(--clients $((layer_rooms * layer_room_size)) --rooms "$layer_rooms"
+            --senders 1 --rate "$rate" --payload 64 "${layer_timing[@]}")
+        if layer_case "$shards" "$(repeat_label "$label" "$processes")" "${load[@]}" &&
+            kept_up "$offered"; then
+            held=true
+        fi
+        if [[ "$compare" == true ]]; then
+            if layer_case "$layer_shards" "$(repeat_label "$label" "$processes")" "${load[@]}" &&
+                kept_up "$offered"; then
+                held=true
+            fi
+        fi
+        if [[ "$held" == false ]]; then
+            note "" "The ladder stops here for \`$label\` ($(layer_variant "$shards" "$processes" "$(repeat_label "$label" "$processes")")): it did not deliver what $rate msg/s per sender asks."
+            break
+        fi
+    done
+}
+
+# The mixed room's ladder: one chat-sync, one chat-async and one Django
+# process on one Redis.
+mixed_ladder() {
+    local rate
+    for rate in "${mixed_rates[@]}"; do
+        if ! layer_case 1 "sync async django" --clients "$mixed_clients" --rooms 1 \
+            --senders "$mixed_senders" --rate "$rate" --payload 64 "${layer_timing[@]}" ||
+            ! kept_up $((mixed_clients * mixed_senders * rate)); then
+            note "" "The mixed room's ladder stops here: it did not deliver what $rate msg/s per sender asks."
+            break
+        fi
+    done
+}
+
+# `$1 $1 ... ` ($2 times): the servers of a run of $2 processes of $1.
+repeat_label() {
+    local i out=""
+    for ((i = 0; i < $2; i++)); do
+        out+="${out:+ }$1"
+    done
+    echo "$out"
+}
+
+# The variant name of a run on $1 Redis shards (0: the memory layer) with
+# $2 processes of servers $3 (space-separated).
+layer_variant() {
+    local shards=$1 processes=$2 servers=$3
+    if [[ "$servers" != "$(repeat_label "${servers%% *}" "$processes")" ]]; then
+        if [[ " $servers " == *" django "* ]]; then
+            echo layer-mixed-django
+        else
+            echo layer-mixed
+        fi
+    elif ((shards == 0)); then
+        echo layer-memory
+    elif ((shards == 1)); then
+        echo "layer-redis-$processes"
+    else
+        echo "layer-redis-shards-$shards"
+    fi
+}
+
+# One fan-out (arguments from $3 on) against fresh processes of the servers
+# $2 (space-separated labels, one process each, in URL order) with rooms in
+# memory ($1 = 0: one process) or on $1 fresh Redis servers, recorded as
+# the variant layer_variant names. The clients are spread over the
+# processes by chat-loadgen; every process is sampled as its URL's server,
+# every Redis with --sample-pid (redis, or redis-1, redis-2... for shards).
+# Returns non-zero if the run or a process failed.
+layer_case() {
+    local shards=$1 servers=$2 i label name status=0 variant text flags
+    shift 2
+    local -a labels urls=() pids=() samples=() redis_urls=()
+    read -r -a labels <<<"$servers"
+    variant=$(layer_variant "$shards" "${#labels[@]}" "$servers")
+    for ((i = 1; i <= shards; i++)); do
+        name=redis
+        ((shards == 1)) || name="redis-$i"
+        start_redis "$name"
+        redis_urls+=("$redis_url")
+        samples+=(--sample-pid "$name=$redis_pid")
+    done
+    if ((shards == 0)); then
+        server_extra_flags=(--layer memory)
+        text="rooms in the process's memory (--layer memory), one process"
+    else
+        server_extra_flags=(--layer redis)
+        for i in "${redis_urls[@]}"; do
+            server_extra_flags+=(--redis-url "$i")
+        done
+        django_redis_urls=$(
+            IFS=,
+            echo "${redis_urls[*]}"
+        )
+        if [[ "$servers" == "$(repeat_label "${labels[0]}" "${#labels[@]}")" ]]; then
+            text="$(format_count "${#labels[@]}" "chat-${labels[0]} process" "chat-${labels[0]} processes")"
+        else
+            text="one process each of $(
+                IFS=,
+                echo "${labels[*]}"
+            )"
+            text=${text//,/, }
+        fi
+        text+=" on $(format_count "$shards" "Redis server" "Redis shards")"
+    fi
+    for label in "${labels[@]}"; do
+        start_server "$label"
+        urls+=("$server_url")
+        pids+=("$server_pid")
+    done
+    # What the servers ran with, beyond SERVER_FLAGS: ours, then Django's
+    # environment when it is among them.
+    flags="${server_extra_flags[*]}"
+    if [[ "${labels[*]}" == "async" || "$servers" == "$(repeat_label async "${#labels[@]}")" ]]; then
+        flags="--workers $async_workers $flags"
+    elif [[ " ${labels[*]} " == *" async "* ]]; then
+        flags+="; async also --workers $async_workers"
+    fi
+    if [[ " ${labels[*]} " == *" django "* ]]; then
+        flags+="; django: CHAT_REDIS_URLS=$django_redis_urls"
+    fi
+    server_urls=("${urls[@]}")
+    server_sample_pids=("${pids[@]}")
+    # The run's label: the server, or the servers of a mixed run joined
+    # with `+` in URL order (the report reads each process's server there).
+    if [[ "$servers" == "$(repeat_label "${labels[0]}" "${#labels[@]}")" ]]; then
+        server_label=${labels[0]}
+    else
+        server_label=$(
+            IFS=+
+            echo "${labels[*]}"
+        )
+    fi
+    loadgen_extra_args=(--variant "$variant" --variant-note="$text" --server-flags="$flags"
+        "${samples[@]}")
+    run_loadgen fanout "$@" || status=$?
+    stopped "$server_label $variant" || status=1
+    server_extra_flags=()
+    loadgen_extra_args=()
+    django_redis_urls=""
+    return "$status"
+}
+
+# `1 Redis server`, `2 Redis shards`: $1 with the singular $2 or plural $3.
+format_count() {
+    if (($1 == 1)); then
+        echo "1 $2"
+    else
+        echo "$1 $3"
+    fi
+}
+
 # Where each server spends its CPU: `perf record` (software clock, 999 Hz,
 # no call graphs: self time per function) of the server for PROFILE_S
 # seconds in the middle of a fan-out run at 1,000 clients (100 in a quick
@@ -880,8 +1317,11 @@ main() {
     failures=()
     server_runs=0
     server_pid=""
-    drain_pid=""
+    server_urls=()
+    server_sample_pids=()
+    django_redis_urls=""
     history_dir=""
+    redis_dir=""
     trap cleanup EXIT
     trap 'exit 130' INT TERM
 
@@ -896,6 +1336,12 @@ main() {
     cargo build --release --locked --bin chat-sync --bin chat-async --bin chat-loadgen --bin chat-report
 
     raise_limits
+    # The Redis runs need redis-server: installed here when absent (Debian,
+    # as root), as the Django runs install their venv.
+    if ! command -v redis-server >/dev/null; then
+        bash .ci/install-redis.sh ||
+            echo "bench.sh: could not install redis-server: the Redis runs will be skipped" >&2
+    fi
     server_bin_dir="$target_dir/release"
     server_extra_flags=()
     loadgen_extra_args=()
@@ -942,6 +1388,7 @@ main() {
         before_after
     fi
     history_runs
+    layer_runs
     profile_servers
     run_floor "after the servers" || true
 

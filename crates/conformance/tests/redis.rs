@@ -143,15 +143,25 @@ async fn one_order_across(processes: &[Process], room: &str) {
     }
     let mut orders = Vec::new();
     for member in &mut members {
-        orders.push((member.label().to_owned(), read_messages(member, total).await));
+        orders.push((
+            member.label().to_owned(),
+            read_messages(member, total).await,
+        ));
     }
     let (first_label, first) = &orders[0];
     let mut sorted = first.clone();
     sorted.sort();
     sorted.dedup();
-    assert_eq!(sorted.len(), total, "{first_label}: every message exactly once");
+    assert_eq!(
+        sorted.len(),
+        total,
+        "{first_label}: every message exactly once"
+    );
     for (label, order) in &orders[1..] {
-        assert_eq!(order, first, "{label} and {first_label} saw different orders");
+        assert_eq!(
+            order, first,
+            "{label} and {first_label} saw different orders"
+        );
     }
 }
 
@@ -193,7 +203,11 @@ async fn a_refused_publish_gets_an_error_reply() {
     for member in &mut members {
         member.send_chat("refused").await;
         let error = member.expect_error().await;
-        assert!(error.contains("Redis"), "{}: error {error:?}", member.label());
+        assert!(
+            error.contains("Redis"),
+            "{}: error {error:?}",
+            member.label()
+        );
     }
     acl(&redis, "+publish");
     members[0].send_chat("accepted").await;
@@ -339,7 +353,10 @@ async fn django_and_both_servers_share_a_room() {
         want.sort_unstable();
         assert_eq!(got, want, "{}: every message once", client.label());
     }
-    assert!(orders.windows(2).all(|w| w[0] == w[1]), "one order: {orders:?}");
+    assert!(
+        orders.windows(2).all(|w| w[0] == w[1]),
+        "one order: {orders:?}"
+    );
     drop((rust_sync, rust_async, python));
     stop_all(processes).await;
     django.stop().expect("Django should stop");

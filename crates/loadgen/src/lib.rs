@@ -26,7 +26,7 @@
 //! memory, CPU and context switches from `/proc` during the run, and those
 //! of any other process named (the Redis server) and the load generator's
 //! own, so a run can say when the load generator (not the server) was the
-//! bottleneck. Every run becomes one [`record::RunRecord`]: printed as a
+//! bottleneck. Every run becomes one [`record::Record`]: printed as a
 //! table ([`summary`]) and appended as a JSON line.
 
 mod arrivals;
@@ -49,7 +49,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::record::{Latency, ProcessFigures, RunRecord};
+use crate::record::{Latency, ProcessFigures, Record};
 
 /// Send lag (p99) past which a run warns that its senders fell behind.
 const LAG_WARNING_US: u64 = 50_000;
@@ -106,7 +106,7 @@ pub fn loadgen_warnings(
 
 /// Appends `record` to `path` as one JSON line, creating the file (and its
 /// directory) if needed.
-pub fn append_json(path: &Path, record: &RunRecord) -> anyhow::Result<()> {
+pub fn append_json(path: &Path, record: &Record) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }

@@ -12,7 +12,7 @@ use chat_loadgen::connections::{self, ConnectionsParams};
 use chat_loadgen::fanout::{self, BusyRoom, FanoutParams};
 use chat_loadgen::floor::{self, FloorParams};
 use chat_loadgen::progress::Progress;
-use chat_loadgen::record::{Deployment, Params, Record, Results, RunRecord};
+use chat_loadgen::record::{Deployment, Params, Record, Results};
 use chat_loadgen::sampler::Watch;
 use chat_loadgen::{append_json, current_commit, loadgen_warnings, now_rfc3339, summary};
 use clap::builder::NonEmptyStringValueParser;
@@ -532,14 +532,14 @@ async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> a
         server_process: server,
         loadgen_process: loadgen,
         warnings,
+        deployment,
     };
-    let run = RunRecord { record, deployment };
-    print!("{}", summary::render(&run));
-    for warning in run.record.warnings.iter().filter(|w| w.starts_with("LOSS")) {
+    print!("{}", summary::render(&record));
+    for warning in record.warnings.iter().filter(|w| w.starts_with("LOSS")) {
         eprintln!("chat-loadgen: {warning}");
     }
     if let Some(path) = &common.json {
-        append_json(path, &run)?;
+        append_json(path, &record)?;
     }
     Ok(())
 }
@@ -617,26 +617,24 @@ fn run_floor(args: &FloorArgs) -> anyhow::Result<()> {
     };
     let started_at = now_rfc3339();
     let outcome = floor::run(&floor_params)?;
-    let record = RunRecord {
-        record: Record {
-            scenario: "floor".to_owned(),
-            server: args.label.clone(),
-            commit: args.commit.clone().unwrap_or_else(current_commit),
-            started_at,
-            url: format!("tcp://{}", outcome.addr),
-            params: Params {
-                connections: Some(args.connections as u64),
-                batch_sizes: Some(args.batch.iter().map(|&b| b as u64).collect()),
-                per_batch_s: Some(args.seconds),
-                reader_threads: Some(args.readers as u64),
-                payload_bytes: Some(args.payload as u64),
-                ..Params::default()
-            },
-            results: Results::Floor(outcome.results),
-            server_process: None,
-            loadgen_process: outcome.loadgen,
-            warnings: outcome.warnings,
+    let record = Record {
+        scenario: "floor".to_owned(),
+        server: args.label.clone(),
+        commit: args.commit.clone().unwrap_or_else(current_commit),
+        started_at,
+        url: format!("tcp://{}", outcome.addr),
+        params: Params {
+            connections: Some(args.connections as u64),
+            batch_sizes: Some(args.batch.iter().map(|&b| b as u64).collect()),
+            per_batch_s: Some(args.seconds),
+            reader_threads: Some(args.readers as u64),
+            payload_bytes: Some(args.payload as u64),
+            ..Params::default()
         },
+        results: Results::Floor(outcome.results),
+        server_process: None,
+        loadgen_process: outcome.loadgen,
+        warnings: outcome.warnings,
         deployment: Deployment::default(),
     };
     print!("{}", summary::render(&record));

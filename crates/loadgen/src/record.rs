@@ -33,27 +33,20 @@ pub struct Record {
     /// Anything a reader must not miss: loss, errors, the load generator
     /// being the bottleneck.
     pub warnings: Vec<String>,
-}
-
-/// One line of `runs.jsonl` as the load generator writes it: the [`Record`]
-/// every reader knows, and beside its fields (flattened: top-level keys of
-/// the same JSON object) what a run against several server processes adds.
-/// A run against one URL with at most one `--server-pid` and no
-/// `--sample-pid` adds nothing, so its line is exactly a [`Record`]'s; and a
-/// reader of [`Record`]s reads any line, skipping the additions.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunRecord {
-    /// The run, as for one server (`url` and `server_process` are the first
-    /// URL's and the first server process's).
-    #[serde(flatten)]
-    pub record: Record,
-    /// Every URL and process beyond the first, and other processes sampled.
+    /// What a run against several server processes adds: every URL, each
+    /// process and their total, and the other processes sampled. Its fields
+    /// are top-level keys of the same JSON object (flattened), each absent
+    /// when it does not apply, so a run against one URL with at most one
+    /// `--server-pid` and no `--sample-pid` writes exactly the line it wrote
+    /// before they existed, and every older line reads (with an empty
+    /// deployment).
     #[serde(flatten)]
     pub deployment: Deployment,
 }
 
 /// The server processes of a run beyond one, and the other processes it
-/// sampled. Every field is absent when it does not apply.
+/// sampled ([`Record::deployment`]). Every field is absent when it does not
+/// apply.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
     /// Every URL driven, in the order given, when there are several
@@ -574,6 +567,7 @@ mod tests {
                 server_process: Some(ProcessFigures::default()),
                 loadgen_process: ProcessFigures::default(),
                 warnings: vec!["w".into()],
+                deployment: Deployment::default(),
             };
             let line = serde_json::to_string(&record).expect("encodes");
             let back: Record = serde_json::from_str(&line).expect("reads back");
@@ -667,20 +661,22 @@ mod tests {
             CAPACITY_2026_11_26,
             CONNECTIONS_2026_11_26,
         ] {
-            let run: RunRecord = serde_json::from_str(line).expect("an old record reads");
-            assert!(run.deployment.is_empty(), "{:?}", run.deployment);
-            let original: serde_json::Value = serde_json::from_str(line).expect("JSON");
-            assert_eq!(serde_json::to_value(&run).expect("encodes"), original);
-            let record: Record = serde_json::from_str(line).expect("reads");
-            assert_eq!(
-                serde_json::to_string(&run).expect("encodes"),
-                serde_json::to_string(&record).expect("encodes")
-            );
+            let record: Record = serde_json::from_str(line).expect("an old record reads");
+            assert!(record.deployment.is_empty(), "{:?}", record.deployment);
+            let value = serde_json::to_value(&record).expect("encodes");
+            for key in [
+                "urls",
+                "server_processes",
+                "server_total",
+                "sampled_processes",
+            ] {
+                assert!(value.get(key).is_none(), "{key} written: {value}");
+            }
         }
     }
 
     #[test]
-    fn several_servers_and_processes_are_added_beside_the_record() {
+    fn several_servers_and_processes_are_recorded_beside_the_first() {
         let mut record: Record = serde_json::from_str(FANOUT_2026_11_26).expect("reads");
         let Results::Fanout(fanout) = &mut record.results else {
             panic!("a fan-out record");
@@ -705,16 +701,13 @@ mod tests {
                 process: server.clone(),
             })
             .collect();
-        let run = RunRecord {
-            record,
-            deployment: Deployment {
-                urls: urls.clone(),
-                server_total: Some(ServerTotal::of(&server_processes)),
-                server_processes,
-                sampled_processes: [("redis".to_owned(), server.clone())].into(),
-            },
+        record.deployment = Deployment {
+            urls: urls.clone(),
+            server_total: Some(ServerTotal::of(&server_processes)),
+            server_processes,
+            sampled_processes: [("redis".to_owned(), server.clone())].into(),
         };
-        let line = serde_json::to_string(&run).expect("encodes");
+        let line = serde_json::to_string(&record).expect("encodes");
         let value: serde_json::Value = serde_json::from_str(&line).expect("JSON");
         assert_eq!(value["url"], "ws://127.0.0.1:35211", "the first as before");
         assert_eq!(value["urls"][1], "ws://127.0.0.1:2");
@@ -725,13 +718,13 @@ mod tests {
         assert_eq!(value["server_total"]["deliveries"], 10_000);
         assert_eq!(value["server_total"]["threads_peak_sum"], 44);
         assert_eq!(value["sampled_processes"]["redis"]["pid"], 29044);
-        // It reads back whole, and a reader of records reads its record.
-        let back: RunRecord = serde_json::from_str(&line).expect("reads back");
-        assert_eq!(back.deployment, run.deployment);
+        assert!(value.get("deployment").is_none(), "flattened: {value}");
+        // It reads back whole.
+        let back: Record = serde_json::from_str(&line).expect("reads back");
+        assert_eq!(back.deployment, record.deployment);
+        assert!(matches!(back.results, Results::Fanout(ref f) if f.per_url.len() == 2));
+        assert_eq!(back.url, "ws://127.0.0.1:35211");
         assert_eq!(serde_json::to_string(&back).expect("encodes"), line);
-        let plain: Record = serde_json::from_str(&line).expect("reads as a record");
-        assert!(matches!(plain.results, Results::Fanout(ref f) if f.per_url.len() == 2));
-        assert_eq!(plain.url, "ws://127.0.0.1:35211");
     }
 
     #[test]
@@ -774,6 +767,7 @@ mod tests {
             server_process: None,
             loadgen_process: ProcessFigures::default(),
             warnings: Vec::new(),
+            deployment: Deployment::default(),
         };
         let line = serde_json::to_string(&record).expect("encodes");
         let back: Record = serde_json::from_str(&line).expect("reads back");

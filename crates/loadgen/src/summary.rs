@@ -3,13 +3,13 @@
 use std::fmt::Write;
 
 use crate::record::{
-    Deployment, FanoutResults, FloorResults, Latency, Params, ProcessFigures, Results, RunRecord,
+    Deployment, FanoutResults, FloorResults, Latency, Params, ProcessFigures, Record, Results,
     ServerTotal, UrlResults,
 };
 
 /// The summary of `run` as text.
-pub fn render(run: &RunRecord) -> String {
-    let RunRecord { record, deployment } = run;
+pub fn render(record: &Record) -> String {
+    let deployment = &record.deployment;
     let mut out = String::new();
     let urls = if deployment.urls.is_empty() {
         record.url.clone()
@@ -310,14 +310,6 @@ mod tests {
     use super::*;
     use crate::record::{CapacityResults, CapacityStep, Record};
 
-    /// A run against one server.
-    fn single(record: Record) -> RunRecord {
-        RunRecord {
-            record,
-            deployment: Deployment::default(),
-        }
-    }
-
     fn capacity_record(params: Params) -> Record {
         Record {
             scenario: "capacity".into(),
@@ -337,6 +329,7 @@ mod tests {
             server_process: None,
             loadgen_process: ProcessFigures::default(),
             warnings: Vec::new(),
+            deployment: Deployment::default(),
         }
     }
 
@@ -355,7 +348,7 @@ mod tests {
             ..Params::default()
         });
         record.results = Results::Fanout(quiet);
-        let text = render(&single(record));
+        let text = render(&record);
         assert!(text.contains("server flags: --db-bridge inline"), "{text}");
         let (rooms, busy) = text
             .split_once("the busy room, apart")
@@ -398,15 +391,13 @@ mod tests {
             })
             .collect();
         record.server_process = Some(process(11));
-        let text = render(&RunRecord {
-            record,
-            deployment: Deployment {
-                urls: urls.to_vec(),
-                server_total: Some(ServerTotal::of(&server_processes)),
-                server_processes,
-                sampled_processes: [("redis".to_owned(), process(13))].into(),
-            },
-        });
+        record.deployment = Deployment {
+            urls: urls.to_vec(),
+            server_total: Some(ServerTotal::of(&server_processes)),
+            server_processes,
+            sampled_processes: [("redis".to_owned(), process(13))].into(),
+        };
+        let text = render(&record);
         assert!(
             text.starts_with("capacity against async (ws://127.0.0.1:1, ws://127.0.0.1:2)"),
             "{text}"
@@ -428,11 +419,11 @@ mod tests {
 
     #[test]
     fn capacity_states_its_senders_and_rate() {
-        let text = render(&single(capacity_record(Params {
+        let text = render(&capacity_record(Params {
             senders_per_room: Some(4),
             rate_per_s: Some(2.0),
             ..Params::default()
-        })));
+        }));
         assert!(
             text.contains("capacity: 100 clients in one room, 4 senders @ 2 msg/s each"),
             "{text}"
@@ -442,13 +433,13 @@ mod tests {
 
     #[test]
     fn a_variant_is_named_under_the_title() {
-        let text = render(&single(capacity_record(Params {
+        let text = render(&capacity_record(Params {
             senders_per_room: Some(1),
             rate_per_s: Some(0.5),
             variant: Some("batch-1".into()),
             variant_note: Some("one frame per write".into()),
             ..Params::default()
-        })));
+        }));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[1], "  variant batch-1: one frame per write", "{text}");
         assert!(text.contains("1 sender @ 0.5 msg/s each"), "{text}");

@@ -531,4 +531,24 @@ mod tests {
         }
         drop(poster);
     }
+
+    /// Messages from elsewhere (the Redis layer) go through the same push:
+    /// a full outbox gets its member closed with 1013, the others get the
+    /// message, and a room with no local member takes nothing.
+    #[test]
+    fn broadcast_in_closes_a_slow_member_and_skips_absent_rooms() {
+        let rooms = Rooms::new();
+        let (fast, fast_rx, _) = member(8);
+        let (slow, _slow_rx, slow_closes) = member(1);
+        let _fast = rooms.join(room("r"), fast).unwrap();
+        let _slow = rooms.join(room("r"), slow).unwrap();
+        assert_eq!(rooms.broadcast_in(&room("r"), "1"), 2);
+        assert_eq!(rooms.broadcast_in(&room("r"), "2"), 1);
+        assert_eq!(slow_closes.try_recv(), Ok(CloseReason::SlowConsumer));
+        assert_eq!(fast_rx.try_iter().count(), 2);
+        assert_eq!(rooms.broadcast_in(&room("elsewhere"), "3"), 0);
+        rooms.close_room(&room("r"), CloseReason::LayerLost);
+        rooms.close_all(CloseReason::ServerShutdown);
+        assert_eq!(rooms.broadcast_in(&room("r"), "late"), 0);
+    }
 }

@@ -15,6 +15,7 @@ use chat_loadgen::record::{
 
 use crate::format;
 use crate::history;
+use crate::layers;
 
 /// The label of the thread-per-connection server.
 pub const SYNC: &str = "sync";
@@ -358,6 +359,10 @@ pub struct Data<'a> {
     /// everything above, the other variants included, and reported in their
     /// own section.
     pub history: Vec<&'a Record>,
+    /// The channel-layer experiments' runs (variants named `layer-…`, see
+    /// [`crate::layers`]), in file order: kept out of everything above, as
+    /// the history runs are, and reported in their own section.
+    pub layers: Vec<&'a Record>,
     /// Every record, in file order, variants included.
     pub records: &'a [Record],
 }
@@ -373,6 +378,10 @@ impl<'a> Data<'a> {
         for record in records {
             if history::is_history_run(record) {
                 data.history.push(record);
+                continue;
+            }
+            if layers::is_layer_run(record) {
+                data.layers.push(record);
                 continue;
             }
             if is_variant(record) {

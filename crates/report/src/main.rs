@@ -15,6 +15,9 @@
 //!   words both choose from the data;
 //! * `history`: the history experiments (SQLite, the database bridges, a
 //!   quiet room beside a busy one), their tables, plot and explanation;
+//! * `layers`: the channel-layer experiments (rooms in memory or on Redis,
+//!   several processes, Redis shards, a room shared with Django), their
+//!   tables, plots and explanation;
 //! * `report`: put them together and write the files.
 
 use std::path::PathBuf;
@@ -28,6 +31,7 @@ mod data;
 mod discussion;
 mod format;
 mod history;
+mod layers;
 mod load;
 mod plots;
 mod profile;

@@ -19,6 +19,7 @@ use plotters::prelude::*;
 use crate::data::{Config, Data, Fanout, median_by_p99};
 use crate::format;
 use crate::history::{self, HISTORY_PLOT};
+use crate::layers;
 
 /// The directory, under the results directory, that holds the plots.
 pub const PLOTS_DIR: &str = "plots";
@@ -719,6 +720,20 @@ pub fn write_all(data: &Data<'_>, dir: &Path) -> Result<Vec<Written>> {
             });
         }
         None => remove_stale(&dir.join(HISTORY_PLOT))?,
+    }
+    for (file, chart) in layers::plot_charts(data) {
+        let path = dir.join(file);
+        match chart {
+            Some(chart) => {
+                let svg = render(&chart).with_context(|| format!("plotting {file}"))?;
+                fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
+                written.push(Written {
+                    file,
+                    title: chart.title,
+                });
+            }
+            None => remove_stale(&path)?,
+        }
     }
     Ok(written)
 }

@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use crate::data::Data;
 use crate::discussion;
 use crate::history;
+use crate::layers;
 use crate::load::{self, README_FILE, RUNS_FILE, RunDir};
 use crate::plots::{self, PLOTS_DIR, Written};
 use crate::profile;
@@ -151,6 +152,13 @@ pub fn render(
 
     out.push_str("\n## History (SQLite) and the database bridges\n\n");
     out.push_str(&history::section(data, plots));
+
+    out.push_str("\n## Rooms on Redis\n\n");
+    out.push_str(&layers::section(
+        data,
+        crate::readme::cores(&run.readme),
+        plots,
+    ));
 
     out.push_str("\n## Write floor\n\n");
     out.push_str(&text::write_floor(data));

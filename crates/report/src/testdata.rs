@@ -8,8 +8,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use chat_loadgen::record::{
-    CapacityResults, CapacityStep, ConnectionsResults, FanoutResults, FloorBatch, FloorResults,
-    Latency, Params, ProcessFigures, ProcessSample, Record, Results,
+    CapacityResults, CapacityStep, ConnectionsResults, Deployment, FanoutResults, FloorBatch,
+    FloorResults, Latency, Params, ProcessFigures, ProcessSample, Record, Results,
 };
 
 /// A directory under the system's temporary directory, removed on drop.
@@ -114,6 +114,7 @@ fn record(server: &str, scenario: &str, params: Params, results: Results) -> Rec
         server_process: None,
         loadgen_process: loadgen(),
         warnings: Vec::new(),
+        deployment: Deployment::default(),
     }
 }
 
@@ -372,4 +373,152 @@ pub fn stall_record(
         }));
     }
     variant(r, &format!("stall-{setting}"), "stall experiment")
+}
+
+/// A run of the channel-layer experiments, for [`layer_record`].
+#[derive(Debug, Clone)]
+pub struct LayerSpec {
+    /// The run's label: `sync`, or `sync+async+django` for a mixed run.
+    pub server: String,
+    /// The variant: `layer-memory`, `layer-redis-4`...
+    pub variant: String,
+    /// Rooms, members per room, senders per room.
+    pub rooms: u64,
+    pub room_size: u64,
+    pub senders: u64,
+    /// Messages per second per sender.
+    pub rate: f64,
+    /// Share of the deliveries owed that arrived (the rest late).
+    pub share: f64,
+    /// The rooms' p99, microseconds.
+    pub p99_us: u64,
+    /// Each server process's cores busy, one per URL.
+    pub server_cores: Vec<f64>,
+    /// Each Redis server's cores busy (none: the memory layer).
+    pub redis_cores: Vec<f64>,
+    /// The load generator's cores busy.
+    pub loadgen_cores: f64,
+}
+
+impl Default for LayerSpec {
+    fn default() -> Self {
+        Self {
+            server: "sync".to_owned(),
+            variant: "layer-memory".to_owned(),
+            rooms: 24,
+            room_size: 8,
+            senders: 1,
+            rate: 100.0,
+            share: 1.0,
+            p99_us: 2_000,
+            server_cores: vec![0.2],
+            redis_cores: Vec::new(),
+            loadgen_cores: 0.3,
+        }
+    }
+}
+
+/// A fan-out of the channel-layer experiments as `chat-loadgen` records it,
+/// 10 s measured: the clients spread evenly over one URL per entry of
+/// `server_cores` (each process sampled, their total, each URL's figures),
+/// each Redis of `redis_cores` sampled as `redis` (one) or `redis-<n>`.
+pub fn layer_record(spec: &LayerSpec) -> Record {
+    use chat_loadgen::record::{ServerProcess, ServerTotal, UrlResults};
+
+    const WINDOW_S: f64 = 10.0;
+    let clients = spec.rooms * spec.room_size;
+    let mut r = fanout_load_record(&spec.server, clients, spec.senders, spec.rate);
+    r.params.rooms = Some(spec.rooms);
+    r.params.payload_bytes = Some(64);
+    r.params.server_flags = Some(if spec.redis_cores.is_empty() {
+        "--layer memory".to_owned()
+    } else {
+        "--layer redis --redis-url redis://127.0.0.1:6379".to_owned()
+    });
+    let sent = (spec.rooms as f64 * spec.senders as f64 * spec.rate * WINDOW_S).round() as u64;
+    let expected = sent * spec.room_size;
+    let delivered = (expected as f64 * spec.share).round() as u64;
+    let figures = |cores: f64, deliveries: u64, pid: u32| {
+        let cpu_s = cores * WINDOW_S;
+        ProcessFigures {
+            pid,
+            samples: 50,
+            threads_peak: 4,
+            threads_mean: 4.0,
+            rss_peak_kib: 8000,
+            rss_mean_kib: 8000.0,
+            cpu_user_s: cpu_s * 0.4,
+            cpu_system_s: cpu_s * 0.6,
+            cpu_utilization: cores,
+            cpu_s_per_1000_deliveries: (deliveries > 0).then(|| cpu_s * 1000.0 / deliveries as f64),
+            voluntary_ctxt_switches: deliveries,
+            involuntary_ctxt_switches: deliveries / 100,
+        }
+    };
+    let n = spec.server_cores.len().max(1) as u64;
+    let urls: Vec<String> = (0..n)
+        .map(|i| format!("ws://127.0.0.1:{}", 9000 + i))
+        .collect();
+    if let Results::Fanout(f) = &mut r.results {
+        f.sent = sent;
+        f.messages_per_s = sent as f64 / WINDOW_S;
+        f.expected_deliveries = expected;
+        f.delivered = delivered;
+        f.late = expected - delivered;
+        f.deliveries_per_s = delivered as f64 / WINDOW_S;
+        f.latency_us = latency(spec.p99_us / 4);
+        f.latency_us.p99_us = spec.p99_us;
+        if n > 1 {
+            f.per_url = urls
+                .iter()
+                .enumerate()
+                .map(|(i, url)| UrlResults {
+                    url: url.clone(),
+                    clients: clients / n,
+                    senders: spec.rooms * spec.senders / n,
+                    expected_deliveries: expected / n,
+                    delivered: delivered / n,
+                    late: (expected - delivered) / n,
+                    latency_us: Latency {
+                        p99_us: spec.p99_us + 100 * i as u64,
+                        ..latency(spec.p99_us / 4)
+                    },
+                    ..UrlResults::default()
+                })
+                .collect();
+        }
+    }
+    let processes: Vec<ServerProcess> = urls
+        .iter()
+        .zip(&spec.server_cores)
+        .enumerate()
+        .map(|(i, (url, &cores))| ServerProcess {
+            url: url.clone(),
+            clients: clients / n,
+            deliveries: Some(delivered / n),
+            process: figures(cores, delivered / n, 100 + i as u32),
+        })
+        .collect();
+    r.server_process = processes.first().map(|p| ProcessFigures {
+        cpu_s_per_1000_deliveries: figures(spec.server_cores[0], delivered, 100)
+            .cpu_s_per_1000_deliveries,
+        ..p.process.clone()
+    });
+    if n > 1 {
+        r.deployment.urls = urls;
+        r.deployment.server_total = Some(ServerTotal::of(&processes));
+        r.deployment.server_processes = processes;
+    }
+    for (i, &cores) in spec.redis_cores.iter().enumerate() {
+        let label = if spec.redis_cores.len() == 1 {
+            "redis".to_owned()
+        } else {
+            format!("redis-{}", i + 1)
+        };
+        r.deployment
+            .sampled_processes
+            .insert(label, figures(cores, delivered, 200 + i as u32));
+    }
+    r.loadgen_process.cpu_utilization = spec.loadgen_cores;
+    variant(r, &spec.variant, "channel-layer experiment")
 }

@@ -35,6 +35,7 @@ pub fn summary(data: &Data<'_>, run_name: &str) -> String {
         (data.floors.len(), "write-floor"),
         (data.variants.len(), "variant"),
         (data.history.len(), "history"),
+        (data.layers.len(), "channel-layer"),
     ]
     .iter()
     .filter(|(n, _)| *n > 0)
