@@ -187,6 +187,46 @@ async fn rooms_stay_separate_across_processes() {
     stop_all(processes).await;
 }
 
+/// What another process publishes on a room's channel that is not a chat
+/// event (garbage, another `type`, a `message` that is not text) is skipped
+/// by both servers, which go on: their members' next message is the valid
+/// event published after it, in Django's spelling of the type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_group_messages_are_skipped() {
+    let redis = RedisServer::start();
+    let processes = vec![start_sync(&[redis.url()]), start_async(&[redis.url()])];
+    let room = unique_room("undecodable");
+    let channel = layer::group_channel("asgi", &RoomName::new(&room).expect("room"));
+    let mut members = Vec::new();
+    for process in &processes {
+        members.push(connect(process, &room, "member").await);
+    }
+    let garbage: [&[u8]; 3] = [
+        b"\xc1garbage",
+        // {"type": "rust.presence", "message": "x"}
+        b"\x82\xa4type\xadrust.presence\xa7message\xa1x",
+        // {"type": "chat_message", "message": 7}
+        b"\x82\xa4type\xacchat_message\xa7message\x07",
+    ];
+    for payload in garbage {
+        assert_eq!(
+            redis.publish(&channel, payload),
+            2,
+            "both processes subscribed"
+        );
+    }
+    // {"type": "chat.message", "message": "valid"}
+    redis.publish(
+        &channel,
+        b"\x82\xa4type\xacchat.message\xa7message\xa5valid",
+    );
+    for member in &mut members {
+        member.expect_message("valid").await;
+    }
+    drop(members);
+    stop_all(processes).await;
+}
+
 /// Redis refusing a publish (here, its ACL: no `PUBLISH` for anyone) gets
 /// the sender an error reply, nobody the message, and the server goes on
 /// once Redis takes messages again.
