@@ -295,6 +295,7 @@ impl Shard {
 
     fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), LayerError> {
         let Ok(slot) = self.pool.1.recv_timeout(REDIS_TIMEOUT) else {
+            tracing::warn!(url = %self.url, "Redis: every publishing connection busy: message not published");
             return Err(LayerError::Busy {
                 url: self.url.clone(),
             });
