@@ -29,6 +29,7 @@ use clap::Parser;
 mod compare;
 mod data;
 mod discussion;
+mod experiments;
 mod format;
 mod history;
 mod layers;

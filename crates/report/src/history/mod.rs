@@ -411,34 +411,13 @@ pub fn section(data: &Data<'_>, plots: &[Written]) -> String {
                 })
         })
         .collect();
-    if !warnings.is_empty() {
-        let _ = writeln!(
-            out,
-            "\nThe load generator warned, in these runs:\n\n{}",
-            warnings.join("\n")
-        );
-    }
-    if !history.unknown.is_empty() {
-        let names: Vec<String> = history
-            .unknown
-            .iter()
-            .map(|r| {
-                format!(
-                    "`{}` ({})",
-                    r.params.variant.as_deref().unwrap_or_default(),
-                    r.server
-                )
-            })
-            .collect();
-        let _ = writeln!(
-            out,
-            "\nNot shown: {} run(s) named like the history experiments but not a fan-out of a \
-             known setting ({}): {}.",
-            names.len(),
-            Setting::ALL.map(Setting::name).join(", "),
-            names.join(", ")
-        );
-    }
+    crate::experiments::warnings(&mut out, &warnings);
+    crate::experiments::not_shown(
+        &mut out,
+        &history.unknown,
+        "the history experiments",
+        &format!("setting ({})", Setting::ALL.map(Setting::name).join(", ")),
+    );
     out
 }
 

@@ -603,34 +603,13 @@ pub fn section(data: &Data<'_>, cores: Option<u64>, plots: &[Written]) -> String
                 })
         })
         .collect();
-    if !warnings.is_empty() {
-        let _ = writeln!(
-            out,
-            "\nThe load generator warned, in these runs:\n\n{}",
-            warnings.join("\n")
-        );
-    }
-    if !layers.unknown.is_empty() {
-        let names: Vec<String> = layers
-            .unknown
-            .iter()
-            .map(|r| {
-                format!(
-                    "`{}` ({})",
-                    r.params.variant.as_deref().unwrap_or_default(),
-                    r.server
-                )
-            })
-            .collect();
-        let _ = writeln!(
-            out,
-            "\nNot shown: {} run(s) named like these experiments but not a fan-out of a known \
-             kind (`layer-memory`, `layer-redis-<n>`, `layer-redis-shards-<n>`, \
-             `layer-mixed-…`): {}.",
-            names.len(),
-            names.join(", ")
-        );
-    }
+    crate::experiments::warnings(&mut out, &warnings);
+    crate::experiments::not_shown(
+        &mut out,
+        &layers.unknown,
+        "these experiments",
+        "kind (`layer-memory`, `layer-redis-<n>`, `layer-redis-shards-<n>`, `layer-mixed-…`)",
+    );
     out
 }
 
