@@ -192,6 +192,27 @@ impl<O: Outbox> Rooms<O> {
         Ok((Membership { handle, id }, made))
     }
 
+    /// [`Rooms::join_with`] for a joiner with a replay: `replay` (read
+    /// inside the room's order) is queued first in the outbox that `make`
+    /// returns for `capacity` live frames plus the replay.
+    pub fn join_replaying<T>(
+        self: &Arc<Self>,
+        name: RoomName,
+        capacity: usize,
+        replay: impl FnOnce(&RoomName) -> Vec<Utf8Bytes>,
+        make: impl FnOnce(usize) -> (O, T),
+    ) -> Result<(Membership<O>, T), Closed> {
+        self.join_with(name, |room| {
+            let replay = replay(room);
+            let (outbox, made) = make(capacity + replay.len());
+            for frame in replay {
+                // Cannot fail: the queue has room for the replay, and is new.
+                let _ = outbox.try_push(frame);
+            }
+            (outbox, made)
+        })
+    }
+
     /// Closes the registry: every member is asked to close with `reason`,
     /// and later joins and broadcasts fail.
     ///

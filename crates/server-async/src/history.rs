@@ -29,7 +29,7 @@ use chat_protocol::ServerConfig;
 use chat_protocol::config::DbBridge;
 use chat_protocol::message;
 use chat_protocol::room::RoomName;
-use chat_protocol::rooms::{Closed, Membership, Outbox as _, RoomHandle, Rooms};
+use chat_protocol::rooms::{Closed, Membership, RoomHandle, Rooms};
 use chat_protocol::session::Control;
 use chat_protocol::tungstenite::Utf8Bytes;
 use tokio::sync::mpsc::Sender;
@@ -161,15 +161,15 @@ pub(crate) fn join_blocking(
     room: RoomName,
     capacity: usize,
 ) -> Result<Joined, Closed> {
-    let (membership, (control, inbox)) = rooms.join_with(room, |room| {
-        let replay = shared.map_or_else(Vec::new, |shared| shared.replay_frames(room));
-        let (outbox, control, inbox) = outbox::outbox(capacity + replay.len());
-        for frame in replay {
-            // Cannot fail: the queue has room for the replay, and is new.
-            let _ = outbox.try_push(frame);
-        }
-        (outbox, (control, inbox))
-    })?;
+    let (membership, (control, inbox)) = rooms.join_replaying(
+        room,
+        capacity,
+        |room| shared.map_or_else(Vec::new, |shared| shared.replay_frames(room)),
+        |capacity| {
+            let (outbox, control, inbox) = outbox::outbox(capacity);
+            (outbox, (control, inbox))
+        },
+    )?;
     Ok((membership, control, inbox))
 }
 

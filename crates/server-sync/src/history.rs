@@ -14,7 +14,7 @@ use chat_history::{HistoryError, SharedHistory};
 use chat_protocol::ServerConfig;
 use chat_protocol::message;
 use chat_protocol::room::RoomName;
-use chat_protocol::rooms::{Closed, Membership, Outbox as _, RoomHandle, Rooms};
+use chat_protocol::rooms::{Closed, Membership, RoomHandle, Rooms};
 use chat_protocol::session::Control;
 use chat_protocol::tungstenite::Utf8Bytes;
 use crossbeam_channel::Sender;
@@ -52,18 +52,18 @@ impl History {
         room: RoomName,
         capacity: usize,
     ) -> Result<Joined, Closed> {
-        let (membership, (control, inbox)) = rooms.join_with(room, |room| {
-            let replay = match &self.shared {
+        let (membership, (control, inbox)) = rooms.join_replaying(
+            room,
+            capacity,
+            |room| match &self.shared {
                 Some(shared) => shared.replay_frames(room),
                 None => Vec::new(),
-            };
-            let (outbox, control, inbox) = outbox::outbox(capacity + replay.len());
-            for frame in replay {
-                // Cannot fail: the queue has room for the replay, and is new.
-                let _ = outbox.try_push(frame);
-            }
-            (outbox, (control, inbox))
-        })?;
+            },
+            |capacity| {
+                let (outbox, control, inbox) = outbox::outbox(capacity);
+                (outbox, (control, inbox))
+            },
+        )?;
         Ok((membership, control, inbox))
     }
 
