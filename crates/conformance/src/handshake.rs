@@ -17,7 +17,7 @@ use crate::Start;
 use crate::delivery::join;
 
 /// `response` must have `status` and a one-line plain-text body.
-fn assert_refused(response: &HttpResponse, status: u16, what: &str) {
+pub(crate) fn assert_refused(response: &HttpResponse, status: u16, what: &str) {
     assert_eq!(
         response.status, status,
         "{what}: wrong status (body {:?})",
@@ -37,7 +37,7 @@ fn assert_refused(response: &HttpResponse, status: u16, what: &str) {
 
 /// A normal client still gets in and chats: the server survived whatever
 /// came before.
-async fn still_serves(addr: SocketAddr, prefix: &str) {
+pub(crate) async fn still_serves(addr: SocketAddr, prefix: &str) {
     let room = unique_room(prefix);
     let mut client = join(addr, &room, "afterwards").await;
     client.send_chat("still serving").await;

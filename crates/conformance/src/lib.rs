@@ -35,6 +35,11 @@
 //!   with its status; origins; stalled handshakes harm no one.
 //! * [`lifecycle`]: slow consumers (1013), idle timeout (1001), graceful
 //!   shutdown (1001).
+//! * [`hostile`]: what a buggy or malicious client can send (slowloris, a
+//!   flood of silent connections, oversized or non-HTTP heads, every framing
+//!   violation, bad close codes, resets and half-closed sockets), each
+//!   answered with its RFC 9110 status or RFC 6455 close code, while the room
+//!   it targets loses nothing; generated as `sync::hostile::<scenario>`.
 //! * [`history`]: with `--history`, every message stored before delivery,
 //!   exact replay on join, sequences continued across restarts, nothing
 //!   received lost at shutdown, database failures answered with an error,
@@ -50,6 +55,7 @@
 pub mod delivery;
 pub mod handshake;
 pub mod history;
+pub mod hostile;
 pub mod input;
 pub mod lifecycle;
 mod server;
@@ -123,6 +129,28 @@ macro_rules! conformance {
                 lifecycle::shutdown_finishes_despite_an_unresponsive_client,
                 lifecycle::shutdown_mid_burst_delivers_the_same_messages_to_all,
             ]);
+
+            mod hostile {
+                $crate::conformance!(@tests super::start, [
+                    hostile::slowloris_head_is_refused_408,
+                    hostile::silent_connection_flood_blocks_no_one,
+                    hostile::oversized_heads_are_refused_431,
+                    hostile::http_1_0_upgrades_are_refused_400,
+                    hostile::non_http_requests_are_refused_400,
+                    hostile::bad_websocket_keys_are_refused_400,
+                    hostile::bad_websocket_versions_are_refused_426,
+                    hostile::frames_pipelined_after_the_head_are_delivered,
+                    hostile::protocol_violations_close_1002,
+                    hostile::utf8_split_across_fragments_is_delivered_whole,
+                    hostile::invalid_utf8_across_fragments_closes_1007,
+                    hostile::oversized_messages_close_1009_before_they_end,
+                    hostile::bad_close_codes_are_answered_1002,
+                    hostile::valid_close_codes_are_echoed,
+                    hostile::data_after_a_close_never_reaches_the_room,
+                    hostile::reset_mid_frame_frees_the_slot,
+                    hostile::half_closed_client_is_served_then_ended,
+                ]);
+            }
 
             $crate::conformance!(@history $crate::HistoryServer {
                 name: stringify!($server),

@@ -40,6 +40,7 @@ pub mod progress;
 pub mod record;
 pub mod sampler;
 pub mod schedule;
+pub mod soak;
 pub mod summary;
 pub mod tally;
 
@@ -49,7 +50,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::record::{Latency, ProcessFigures, Record};
+use crate::record::{Latency, ProcessFigures};
 
 /// Send lag (p99) past which a run warns that its senders fell behind.
 const LAG_WARNING_US: u64 = 50_000;
@@ -104,9 +105,9 @@ pub fn loadgen_warnings(
     warnings
 }
 
-/// Appends `record` to `path` as one JSON line, creating the file (and its
-/// directory) if needed.
-pub fn append_json(path: &Path, record: &Record) -> anyhow::Result<()> {
+/// Appends `record` (a [`record::Record`], or a soak's record) to `path` as one
+/// JSON line, creating the file (and its directory) if needed.
+pub fn append_json(path: &Path, record: &impl serde::Serialize) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }

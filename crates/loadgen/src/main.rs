@@ -14,6 +14,7 @@ use chat_loadgen::floor::{self, FloorParams};
 use chat_loadgen::progress::Progress;
 use chat_loadgen::record::{Deployment, Params, Record, Results};
 use chat_loadgen::sampler::Watch;
+use chat_loadgen::soak::{self, args::SoakArgs};
 use chat_loadgen::{append_json, current_commit, loadgen_warnings, now_rfc3339, summary};
 use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Parser, Subcommand};
@@ -85,6 +86,11 @@ enum Scenario {
     /// No server: the CPU one thread spends to write() a server's frame to
     /// loopback sockets, one frame per call and several (the write floor).
     Floor(FloorArgs),
+    /// A steady mixed load for a long time (rooms, churn, slow readers, bad
+    /// clients), every delivery checked and the server's memory, threads,
+    /// descriptors and CPU sampled; fails unless everything was delivered
+    /// and answered as the protocol says.
+    Soak(SoakArgs),
 }
 
 /// Options of the write floor (it drives no server, so none of [`Common`]'s
@@ -348,6 +354,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         | Scenario::Capacity { common, .. }
         | Scenario::Connections { common, .. } => common,
         Scenario::Floor(args) => return run_floor(args),
+        Scenario::Soak(args) => return soak::args::main(args, command_line()),
     };
     let workers = common
         .workers
@@ -463,6 +470,7 @@ async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> a
         }
         // Dispatched before any server is resolved, in `run`.
         Scenario::Floor(_) => anyhow::bail!("the write floor drives no server"),
+        Scenario::Soak(_) => anyhow::bail!("the soak is run by `soak::args::main`"),
     };
     // Against several server processes, the busiest is the one the load
     // generator's CPU is weighed against.
@@ -596,8 +604,8 @@ fn recorded_params(scenario: &Scenario, common: &Common) -> Params {
             params.hold_s = Some(*hold);
             params.source_addrs = Some(u64::from(*source_addrs));
         }
-        // Recorded by `run_floor`.
-        Scenario::Floor(_) => {}
+        // Recorded by `run_floor`, and the soak by its own record.
+        Scenario::Floor(_) | Scenario::Soak(_) => {}
     }
     params
 }
@@ -642,6 +650,25 @@ fn run_floor(args: &FloorArgs) -> anyhow::Result<()> {
         append_json(path, &record)?;
     }
     Ok(())
+}
+
+/// This process's command line, each argument shell-quoted when it needs
+/// to be, as a record states it.
+fn command_line() -> String {
+    std::env::args()
+        .map(|arg| {
+            let plain = !arg.is_empty()
+                && arg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c));
+            if plain {
+                arg
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn loss_warning(lost: u64, expected: u64) -> String {

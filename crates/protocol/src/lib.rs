@@ -9,7 +9,8 @@
 //! that fans a message out to every member's bounded outbox ([`rooms`]) and
 //! the wire format of the Redis channel layer that lets servers in several
 //! processes share rooms with each other and with Django Channels
-//! ([`layer`]).
+//! ([`layer`]), and which pending handshake to evict when a flood of silent
+//! connections holds every handshake slot ([`pending`]).
 //!
 //! The servers differ only in how they move bytes and wait: the sync server
 //! with blocking threads, the async server with tokio tasks. Keeping the
@@ -21,6 +22,7 @@ pub mod config;
 pub mod layer;
 pub mod message;
 pub mod page;
+pub mod pending;
 pub mod room;
 pub mod rooms;
 pub mod route;

@@ -80,6 +80,10 @@ pub enum Refusal {
     /// The server is at its connection limit (503).
     #[error("server full: too many connections")]
     ServerFull,
+    /// The server could not start a thread for the connection: the machine's
+    /// or the process's thread limit is reached (503; `chat-sync` only).
+    #[error("server busy: no thread for this connection, try again later")]
+    OutOfThreads,
     /// The server is shutting down (503).
     #[error("server shutting down")]
     ShuttingDown,
@@ -103,7 +107,7 @@ impl Refusal {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedVersion => StatusCode::UPGRADE_REQUIRED,
             Self::ForeignOrigin => StatusCode::FORBIDDEN,
-            Self::ServerFull | Self::ShuttingDown | Self::LayerUnavailable => {
+            Self::ServerFull | Self::OutOfThreads | Self::ShuttingDown | Self::LayerUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

@@ -25,6 +25,19 @@ pub const ASYNC: &str = "async";
 /// other label (an external server such as `django`) follows.
 pub const OWN_SERVERS: [&str; 2] = [SYNC, ASYNC];
 
+/// The order servers are shown in: ours first ([`OWN_SERVERS`]), then the
+/// others by name.
+pub fn server_order(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let rank = |s: &str| OWN_SERVERS.iter().position(|own| *own == s);
+    match (rank(a), rank(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => a.cmp(b),
+    }
+}
+
 /// What a fan-out run was asked to do; runs with equal configurations are
 /// comparable across servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

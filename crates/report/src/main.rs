@@ -6,7 +6,8 @@
 //! new run (or a fix to this program) without anyone re-reading the data by
 //! hand. The modules follow the report's making:
 //!
-//! * `load`: find the run directories, read `runs.jsonl` and `README.md`;
+//! * `load`: find the run directories, read `runs.jsonl` and `README.md`,
+//!   and find and read the soak (`results/soak/<dir>/soak.jsonl`);
 //! * `readme`: the machine's cores and thread limits, from that README;
 //! * `data`: sort the records by scenario and server, derive figures;
 //! * `tables`, `plots`: the markdown tables, the SVG plots;
@@ -18,6 +19,9 @@
 //! * `layers`: the channel-layer experiments (rooms in memory or on Redis,
 //!   several processes, Redis shards, a room shared with Django), their
 //!   tables, plots and explanation;
+//! * `soak`: the endurance section: each server under a long steady load,
+//!   what it lost, and whether its memory, threads and descriptors stayed
+//!   flat, with their plot;
 //! * `report`: put them together and write the files.
 
 use std::path::PathBuf;
@@ -39,13 +43,14 @@ mod profile;
 mod readme;
 mod report;
 mod scoreboard;
+mod soak;
 mod tables;
 mod targets;
 #[cfg(test)]
 mod testdata;
 mod text;
 
-/// Writes `REPORT.md` and SVG plots from the newest benchmark run.
+/// Writes `REPORT.md` and SVG plots from the newest benchmark run and soak.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -58,6 +63,10 @@ struct Args {
     /// under `--results`.
     #[arg(long)]
     run: Option<PathBuf>,
+    /// The soak directory to report on (one with `soak.jsonl`), instead of
+    /// the newest (by name) under `--results`/soak.
+    #[arg(long)]
+    soak: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -71,12 +80,17 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<()> {
-    let generated = report::generate(&args.results, args.run.as_deref())?;
+    let generated =
+        report::generate_with(&args.results, args.run.as_deref(), args.soak.as_deref())?;
     println!(
         "{} written from {}",
         generated.report.display(),
         generated.run.display()
     );
+    match &generated.soak {
+        Some(soak) => println!("soak from {}", soak.display()),
+        None => println!("no soak found (bash scripts/soak.sh makes one)"),
+    }
     for plot in &generated.plots {
         println!("{}", plot.display());
     }

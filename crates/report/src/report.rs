@@ -1,8 +1,8 @@
-//! Putting the report together: read the run, write the plots, write
-//! `REPORT.md`.
+//! Putting the report together: read the run (and the soak, if any), write
+//! the plots, write `REPORT.md`.
 //!
-//! The output depends only on the run directory's files (no clock, no
-//! machine probing), so regenerating gives the same bytes.
+//! The output depends only on the run and soak directories' files (no
+//! clock, no machine probing), so regenerating gives the same bytes.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -17,6 +17,7 @@ use crate::layers;
 use crate::load::{self, README_FILE, RUNS_FILE, RunDir};
 use crate::plots::{self, PLOTS_DIR, Written};
 use crate::profile;
+use crate::soak;
 use crate::tables::{self, FLAG, NOT_MEASURED};
 use crate::targets;
 use crate::text;
@@ -29,6 +30,8 @@ pub const REPORT_FILE: &str = "REPORT.md";
 pub struct Generated {
     /// The run directory reported on.
     pub run: PathBuf,
+    /// The soak directory reported on, if any.
+    pub soak: Option<PathBuf>,
     /// `REPORT.md`.
     pub report: PathBuf,
     /// The plots written.
@@ -36,13 +39,26 @@ pub struct Generated {
 }
 
 /// Builds `results/REPORT.md` and `results/plots/` from the chosen run (the
-/// newest under `results` if none is given).
+/// newest under `results` if none is given) and the newest soak: the
+/// tests' shorthand for [`generate_with`].
+#[cfg(test)]
 pub fn generate(results: &Path, run: Option<&Path>) -> Result<Generated> {
+    generate_with(results, run, None)
+}
+
+/// Builds `results/REPORT.md` and `results/plots/` from the chosen run and
+/// soak (the newest under `results` and `results/soak` if not given; no
+/// soak is no error).
+pub fn generate_with(results: &Path, run: Option<&Path>, soak: Option<&Path>) -> Result<Generated> {
     let run_dir = load::select_run(results, run)?;
     let run = load::read_run(&run_dir)?;
+    let soak = load::select_soak(results, soak)?
+        .map(|dir| load::read_soak(&dir))
+        .transpose()?;
     let data = Data::new(&run.records);
     let plots_dir = results.join(PLOTS_DIR);
-    let written = plots::write_all(&data, &plots_dir)?;
+    let mut written = plots::write_all(&data, &plots_dir)?;
+    written.extend(soak::write_plot(soak.as_ref(), &plots_dir)?);
     let link = link_from(results, &run.dir);
     // How the report names its source: `results/<run>/runs.jsonl`.
     let results_name = results
@@ -50,14 +66,44 @@ pub fn generate(results: &Path, run: Option<&Path>) -> Result<Generated> {
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| results.display().to_string());
-    let markdown = render(&data, &run, &results_name, &link, &written);
+    // And the soak's: `results/soak/<dir>`, linked as `soak/<dir>`.
+    let soak_link = soak
+        .as_ref()
+        .map(|s| link_from(results, &s.dir))
+        .unwrap_or_default();
+    let soak_shown = shown_from(&results_name, &soak_link);
+    let soak_source = soak.as_ref().map(|soak| soak::Source {
+        soak,
+        shown: &soak_shown,
+        link: &soak_link,
+    });
+    let markdown = render(
+        &data,
+        &run,
+        soak_source.as_ref(),
+        &results_name,
+        &link,
+        &written,
+    );
     let report = results.join(REPORT_FILE);
     fs::write(&report, markdown).with_context(|| format!("writing {}", report.display()))?;
     Ok(Generated {
         run: run.dir,
+        soak: soak.map(|s| s.dir),
         report,
         plots: written.iter().map(|w| plots_dir.join(w.file)).collect(),
     })
+}
+
+/// How a reader finds `link` (relative to the results directory, or
+/// absolute) from the workspace root: under the results directory's name
+/// when relative.
+fn shown_from(results_name: &str, link: &str) -> String {
+    if link.starts_with('/') {
+        link.to_owned()
+    } else {
+        format!("{results_name}/{link}")
+    }
 }
 
 /// A link from the results directory (where the report is) to `dir`:
@@ -82,10 +128,12 @@ fn link_from(results: &Path, dir: &Path) -> String {
 }
 
 /// The whole of `REPORT.md`: `results_name` is the results directory's name
-/// (to name the source), `run_link` the run directory relative to it.
+/// (to name the source), `run_link` the run directory relative to it,
+/// `soak` the soak, if there is one.
 pub fn render(
     data: &Data<'_>,
     run: &RunDir,
+    soak: Option<&soak::Source<'_>>,
     results_name: &str,
     run_link: &str,
     plots: &[Written],
@@ -167,6 +215,9 @@ pub fn render(
     out.push_str(&profile::render(&profile::parse(
         run.profile.as_deref().unwrap_or_default(),
     )));
+
+    out.push_str("\n## Endurance (soak)\n\n");
+    out.push_str(&soak::section(soak, results_name, plots));
 
     out.push_str("\n## Plots\n\n");
     for (file, what) in [

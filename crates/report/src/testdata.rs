@@ -11,6 +11,7 @@ use chat_loadgen::record::{
     CapacityResults, CapacityStep, ConnectionsResults, Deployment, FanoutResults, FloorBatch,
     FloorResults, Latency, Params, ProcessFigures, ProcessSample, Record, Results,
 };
+use chat_loadgen::soak::record::{SoakParams, SoakRecord, SoakSample, SoakTotals};
 
 /// A directory under the system's temporary directory, removed on drop.
 pub struct TempDir(PathBuf);
@@ -521,4 +522,72 @@ pub fn layer_record(spec: &LayerSpec) -> Record {
     }
     r.loadgen_process.cpu_utilization = spec.loadgen_cores;
     variant(r, &spec.variant, "channel-layer experiment")
+}
+
+/// A clean soak of `server`: one sample a minute, the first before the
+/// load (RSS `rss_mib[0]`, 2 threads, 5 descriptors, no client), then
+/// `threads` threads and `fds` descriptors under 62 connections, RSS as
+/// given, half a core busy throughout.
+pub fn soak_record(server: &str, rss_mib: &[f64], threads: u64, fds: u64) -> SoakRecord {
+    let samples: Vec<SoakSample> = rss_mib
+        .iter()
+        .enumerate()
+        .map(|(i, &mib)| {
+            let i = i as u64;
+            SoakSample {
+                t_s: 60.0 * i as f64,
+                rss_kib: (mib * 1024.0).round() as u64,
+                threads: if i == 0 { 2 } else { threads },
+                fds: if i == 0 { 5 } else { fds },
+                cpu_s: 30.0 * i as f64,
+                client_connections: if i == 0 { 0 } else { 62 },
+                delivered: 6000 * i,
+            }
+        })
+        .collect();
+    let minutes = samples.len().saturating_sub(1) as u64;
+    SoakRecord {
+        scenario: "soak".to_owned(),
+        server: server.to_owned(),
+        commit: "0123456789abcdef0123456789abcdef01234567".to_owned(),
+        started_at: "2025-01-01T00:00:00Z".to_owned(),
+        url: "ws://127.0.0.1:8000".to_owned(),
+        command: format!("chat-loadgen soak --label {server} --duration 1h"),
+        params: SoakParams {
+            duration_s: 60.0 * minutes as f64,
+            sample_interval_s: 60.0,
+            room_sizes: vec![2, 10, 50],
+            rate_per_room_per_s: 2.0,
+            senders_per_room: 2,
+            churn_per_s: 1.0,
+            slow_reader_every_s: 60.0,
+            bad_client_every_s: 30.0,
+        },
+        totals: SoakTotals {
+            sent: 360 * minutes,
+            expected: 6000 * minutes,
+            delivered: 6000 * minutes,
+            churn_cycles: 60 * minutes,
+            slow_readers: minutes,
+            slow_readers_closed_1013: minutes,
+            bad_clients: 2 * minutes,
+            bad_clients_answered: 2 * minutes,
+            ..SoakTotals::default()
+        },
+        samples,
+        passed: true,
+        warnings: Vec::new(),
+    }
+}
+
+/// Writes a soak directory: `soak.jsonl` with the records, and a README.
+pub fn write_soak(dir: &Path, records: &[SoakRecord], readme: &str) {
+    fs::create_dir_all(dir).expect("create the soak directory");
+    let mut lines = String::new();
+    for r in records {
+        lines.push_str(&serde_json::to_string(r).expect("serialize a soak record"));
+        lines.push('\n');
+    }
+    fs::write(dir.join("soak.jsonl"), lines).expect("write soak.jsonl");
+    fs::write(dir.join("README.md"), readme).expect("write README.md");
 }

@@ -18,7 +18,6 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc::Sender;
 use tokio::time::timeout;
 use tokio_tungstenite::WebSocketStream;
@@ -28,6 +27,7 @@ use chat_protocol::route::Upgrade;
 
 use crate::handshake;
 use crate::layer::{Joined, Member};
+use crate::pending::Handshake;
 use crate::{Shared, writer};
 
 /// The reader's side of the socket. tungstenite answers pings and close
@@ -66,7 +66,7 @@ impl AsyncWrite for ReadHalf {
 pub(crate) async fn serve(
     mut stream: TcpStream,
     id: u64,
-    handshake_slot: OwnedSemaphorePermit,
+    handshake: Handshake,
     shared: &Arc<Shared>,
     hang_up: CancellationToken,
 ) {
@@ -84,6 +84,7 @@ pub(crate) async fn serve(
     else {
         return;
     };
+    handshake.head_read();
     let Ok(_connection_slot) = Arc::clone(&shared.connections).try_acquire_owned() else {
         handshake::respond(&mut stream, &Refusal::ServerFull.response()).await;
         return;
@@ -114,7 +115,7 @@ pub(crate) async fn serve(
             return;
         }
     }
-    drop(handshake_slot);
+    drop(handshake);
     tracing::debug!(id, room = %member.membership.room(), "joined");
 
     let (read_half, write_half) = stream.into_split();

@@ -41,8 +41,10 @@
 //! * **Slow consumer:** a member whose outbox is full is removed from the room
 //!   and closed with 1013; nobody else waits for it.
 //! * **Limits:** `--max-connections` WebSockets (503 beyond), and
-//!   `--max-pending-handshakes` connections in their handshake (the accept
-//!   loop waits beyond).
+//!   `--max-pending-handshakes` connections in their handshake (beyond, a
+//!   newcomer evicts the oldest handshake silent for a second, or waits in
+//!   the backlog: the `pending` module). Tasks never run out: a connection
+//!   costs memory, not a thread.
 //!
 //! The [`run`] function serves an already-bound listener until a [`Shutdown`]
 //! is triggered; [`spawn`] binds `127.0.0.1:0` and runs it on a runtime of its
@@ -55,6 +57,7 @@ mod history;
 mod layer;
 mod listener;
 pub mod outbox;
+mod pending;
 mod pubsub;
 mod shutdown;
 mod writer;
@@ -78,6 +81,7 @@ use tokio_util::task::TaskTracker;
 use layer::Layer;
 pub use listener::bind;
 use outbox::Outbox;
+use pending::Pending;
 pub use shutdown::Shutdown;
 use shutdown::Sockets;
 
@@ -94,7 +98,7 @@ pub(crate) struct Shared {
     /// WebSocket connections (`--max-connections`).
     connections: Arc<Semaphore>,
     /// Connections in their handshake (`--max-pending-handshakes`).
-    handshakes: Arc<Semaphore>,
+    pending: Arc<Pending>,
     sockets: Sockets,
     shutdown: Shutdown,
 }
@@ -129,7 +133,7 @@ impl Shared {
         let shared = Arc::new(Self {
             ws_config: config.websocket_config(),
             connections: Arc::new(Semaphore::new(config.max_connections)),
-            handshakes: Arc::new(Semaphore::new(config.max_pending_handshakes)),
+            pending: Pending::new(config.max_pending_handshakes),
             rooms: Rooms::new(),
             layer,
             sockets: Sockets::default(),

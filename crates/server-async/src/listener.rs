@@ -1,10 +1,11 @@
 //! The accept loop, and the limits it enforces.
 //!
-//! One task accepts. Before each accept it takes a handshake slot
-//! (`--max-pending-handshakes`); while none is free it does not accept, and
-//! new clients wait in the kernel's backlog. This bounds the tasks that
-//! unfinished handshakes hold. Each accepted connection gets its own task at
-//! once, which does the handshake and then reads.
+//! One task accepts. Each accepted connection takes a handshake slot
+//! (`--max-pending-handshakes`, the `pending` module): a free one, or one
+//! taken from the oldest handshake still silent, or the first to come free,
+//! while later clients wait in the kernel's backlog. This bounds the tasks
+//! that unfinished handshakes hold. The connection then gets its own task,
+//! which does the handshake and then reads.
 
 use std::io;
 use std::net::ToSocketAddrs;
@@ -18,6 +19,11 @@ use chat_protocol::config::LISTEN_BACKLOG;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::{Shared, connection};
+
+/// The longest pause after a failed `accept` (the pauses double from 1 ms):
+/// out of descriptors, the acceptor retries at most once a second instead
+/// of spinning.
+pub(crate) const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Binds `addr` (`HOST:PORT`) with a listen backlog of `LISTEN_BACKLOG`.
 pub fn bind(addr: &str) -> io::Result<std::net::TcpListener> {
@@ -42,13 +48,6 @@ pub(crate) async fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, al
     let mut next_id: u64 = 0;
     let mut backoff = Duration::from_millis(1);
     loop {
-        let slot = tokio::select! {
-            slot = Arc::clone(&shared.handshakes).acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_closed) => return,
-            },
-            () = shared.shutdown.signal() => return,
-        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shared.shutdown.signal() => return,
@@ -56,11 +55,15 @@ pub(crate) async fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, al
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
-                // Out of file descriptors, or a connection reset before we
-                // took it: back off a little and go on.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                // Out of file descriptors (EMFILE), or a connection reset
+                // before we took it: back off, doubling up to a second, and
+                // go on; the kernel's backlog holds the clients meanwhile.
+                tracing::warn!(%error, retry_in = ?backoff, "accept failed");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = shared.shutdown.signal() => return,
+                }
+                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
                 continue;
             }
         };
@@ -69,9 +72,12 @@ pub(crate) async fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, al
         let id = next_id;
         tracing::debug!(id, %peer, "accepted");
         let hang_up = shared.sockets.insert();
+        let Some(handshake) = shared.pending.admit(id, &hang_up, &shared.shutdown).await else {
+            return;
+        };
         let task_shared = Arc::clone(shared);
         alive.spawn(async move {
-            connection::serve(stream, id, slot, &task_shared, hang_up).await;
+            connection::serve(stream, id, handshake, &task_shared, hang_up).await;
         });
     }
 }

@@ -137,7 +137,11 @@ async fn serve(
                 Some(Control::Reply(text)) => feed(socket, Message::Text(text), bounds).await?,
                 Some(Control::Close(reason)) => return closing(socket, inbox, reason, bounds).await,
                 Some(Control::PeerClosed(frame)) => return Ok(End::PeerClosed(frame)),
-                None => return Ok(End::ReaderGone),
+                None => {
+                    write_queued(socket, inbox, bounds).await?;
+                    bounds.write(socket.flush()).await?;
+                    return Ok(End::ReaderGone);
+                }
             },
             frame = inbox.frames.recv(), if frames_open => match frame {
                 Some(frame) => {
@@ -209,11 +213,23 @@ async fn closing(
     bounds: &Bounds<'_>,
 ) -> tungstenite::Result<End> {
     if reason.sends_queued_frames_first() {
-        while let Ok(frame) = inbox.frames.try_recv() {
-            feed(socket, Message::Text(frame), bounds).await?;
-        }
+        write_queued(socket, inbox, bounds).await?;
     }
     Ok(End::Close(reason))
+}
+
+/// Writes the frames already queued. When the reader is gone without a
+/// close handshake (the client half-closed its socket, or vanished), these
+/// are what it was sent before: a half-closed client can still read them.
+async fn write_queued(
+    socket: &mut Socket,
+    inbox: &mut Inbox,
+    bounds: &Bounds<'_>,
+) -> tungstenite::Result<()> {
+    while let Ok(frame) = inbox.frames.try_recv() {
+        feed(socket, Message::Text(frame), bounds).await?;
+    }
+    Ok(())
 }
 
 /// After our close frame, waits (bounded) for the reader to see the client's

@@ -22,7 +22,8 @@ use chat_protocol::route::Upgrade;
 
 use crate::handshake;
 use crate::layer::{Joined, Member};
-use crate::listener::Permit;
+use crate::outbox::Inbox;
+use crate::pending::Handshake;
 use crate::{Shared, THREAD_STACK_BYTES, writer};
 
 /// The reader's side of the socket (shared with the writer: one descriptor
@@ -47,7 +48,7 @@ impl Write for ReadHalf {
 }
 
 /// Serves one accepted connection to its end, on the calling thread.
-pub(crate) fn serve(stream: Arc<TcpStream>, id: u64, handshake_slot: Permit, shared: &Arc<Shared>) {
+pub(crate) fn serve(stream: Arc<TcpStream>, id: u64, handshake: Handshake, shared: &Arc<Shared>) {
     let config = &shared.config;
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(config.write_timeout()));
@@ -59,9 +60,33 @@ pub(crate) fn serve(stream: Arc<TcpStream>, id: u64, handshake_slot: Permit, sha
     else {
         return;
     };
+    handshake.head_read();
     let Some(_connection_slot) = shared.connections.try_acquire() else {
         handshake::respond(&stream, &Refusal::ServerFull.response());
         return;
+    };
+    // The writer thread is started before the client is let in, so that a
+    // thread limit refuses the client with 503 instead of breaking it after
+    // its 101; it waits for the inbox until then.
+    let (start_writer, inbox_for_writer) = crossbeam_channel::bounded::<Inbox>(1);
+    let writer_stream = Arc::clone(&stream);
+    let ws_config = shared.ws_config;
+    let batch = shared.config.max_batch_frames;
+    let writer = thread::Builder::new()
+        .name(format!("ws-write-{id}"))
+        .stack_size(THREAD_STACK_BYTES)
+        .spawn(move || {
+            if let Ok(inbox) = inbox_for_writer.recv() {
+                writer::run(writer_stream, inbox, ws_config, batch);
+            }
+        });
+    let writer = match writer {
+        Ok(writer) => writer,
+        Err(error) => {
+            tracing::warn!(%error, "could not start a writer thread: refused with 503");
+            handshake::respond(&stream, &Refusal::OutOfThreads.response());
+            return;
+        }
     };
     let Joined {
         member,
@@ -73,31 +98,21 @@ pub(crate) fn serve(stream: Arc<TcpStream>, id: u64, handshake_slot: Permit, sha
     {
         Ok(joined) => joined,
         Err(refusal) => {
+            drop(start_writer);
             handshake::respond(&stream, &refusal.response());
+            let _ = writer.join();
             return;
         }
     };
     if let Err(error) = (&*stream).write_all(&response) {
         tracing::debug!(%error, "could not write the 101 response");
+        drop(start_writer);
+        let _ = writer.join();
         return;
     }
-    drop(handshake_slot);
+    drop(handshake);
     tracing::debug!(id, room = %member.membership.room(), "joined");
-
-    let writer_stream = Arc::clone(&stream);
-    let ws_config = shared.ws_config;
-    let batch = shared.config.max_batch_frames;
-    let writer = thread::Builder::new()
-        .name(format!("ws-write-{id}"))
-        .stack_size(THREAD_STACK_BYTES)
-        .spawn(move || writer::run(writer_stream, inbox, ws_config, batch));
-    let writer = match writer {
-        Ok(writer) => writer,
-        Err(error) => {
-            tracing::warn!(%error, "could not start a writer thread");
-            return;
-        }
-    };
+    let _ = start_writer.send(inbox);
     read_frames(stream, leftover, member, control, shared);
     let _ = writer.join();
     tracing::debug!(id, "closed");

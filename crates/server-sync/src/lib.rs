@@ -36,13 +36,16 @@
 //! * **Slow consumer:** a member whose outbox is full is removed from the room
 //!   and closed with 1013; nobody else waits for it.
 //! * **Limits:** `--max-connections` WebSockets (503 beyond), and
-//!   `--max-pending-handshakes` connections in their handshake (the acceptor
-//!   waits beyond). The machine caps threads too ([`ThreadBudget`]): each
-//!   thread costs four memory mappings, so `vm.max_map_count` (65,530 by
-//!   default) allows about 16,000 threads, 8,000 connections, before
-//!   `pid_max` does; the server reads these limits at start-up and refuses
-//!   upgrades beyond them with 503, since running out of mappings aborts the
-//!   process.
+//!   `--max-pending-handshakes` connections in their handshake (beyond, a
+//!   newcomer evicts the oldest handshake silent for a second, or waits in
+//!   the backlog: the `pending` module). The machine caps threads too
+//!   ([`ThreadBudget`]): each thread costs four memory mappings, so
+//!   `vm.max_map_count` (65,530 by default) allows about 16,000 threads,
+//!   8,000 connections, before `pid_max` does; the server reads these limits
+//!   at start-up and refuses upgrades beyond them with 503, since running out
+//!   of mappings aborts the process. A thread that cannot be created anyway
+//!   (another limit: `RLIMIT_NPROC`, a cgroup's `pids.max`) gets its client a
+//!   503 too, and the server goes on.
 //!
 //! The [`run`] function serves an already-bound listener until a [`Shutdown`]
 //! is triggered; [`spawn`] binds `127.0.0.1:0` and runs it on a thread.
@@ -54,6 +57,7 @@ mod history;
 mod layer;
 mod listener;
 pub mod outbox;
+mod pending;
 mod pubsub;
 mod shutdown;
 mod writer;
@@ -76,6 +80,7 @@ use layer::Layer;
 use listener::Limit;
 pub use listener::bind;
 use outbox::Outbox;
+use pending::Pending;
 pub use shutdown::Shutdown;
 use shutdown::Sockets;
 
@@ -97,7 +102,7 @@ pub(crate) struct Shared {
     /// WebSocket connections (`--max-connections`).
     connections: Limit,
     /// Connections in their handshake (`--max-pending-handshakes`).
-    handshakes: Limit,
+    pending: Arc<Pending>,
     sockets: Sockets,
     shutdown: Shutdown,
 }
@@ -147,7 +152,7 @@ impl Shared {
         Ok(Arc::new(Self {
             ws_config: config.websocket_config(),
             connections: Limit::new(max_connections),
-            handshakes: Limit::new(config.max_pending_handshakes),
+            pending: Pending::new(config.max_pending_handshakes),
             rooms,
             layer,
             sockets: Sockets::default(),

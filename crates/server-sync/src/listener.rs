@@ -1,30 +1,44 @@
 //! The acceptor thread, and the limits it enforces.
 //!
-//! One thread blocks in `accept`. Before each accept it takes a handshake
-//! slot (`--max-pending-handshakes`); while none is free it does not accept,
-//! and new clients wait in the kernel's backlog. This bounds the threads that
-//! unfinished handshakes hold. Each accepted connection gets its own thread
-//! at once (named `ws-read-<id>`), which does the handshake and then reads.
+//! One thread blocks in `accept`. Each accepted connection takes a handshake
+//! slot (`--max-pending-handshakes`, the `pending` module): a free one, or
+//! one taken from the oldest handshake still silent, or the first to come
+//! free, while later clients wait in the kernel's backlog. This bounds the
+//! threads that unfinished handshakes hold. The connection then gets its own
+//! thread (named `ws-read-<id>`), which does the handshake and then reads.
+//! If that thread cannot be created (the machine's or the process's thread
+//! limit), the client is refused with 503 and the server goes on.
 
-use std::io;
-use std::net::TcpListener;
+use std::io::{self, Write};
 use std::net::ToSocketAddrs;
+use std::net::{Shutdown as Direction, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, select};
+use crossbeam_channel::{Receiver, Sender};
 
 use chat_protocol::config::LISTEN_BACKLOG;
+use chat_protocol::route::Refusal;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::{Shared, THREAD_STACK_BYTES, connection};
+
+/// The longest pause after a failed `accept` (the pauses double from 1 ms):
+/// out of descriptors, the acceptor retries at most once a second instead
+/// of spinning.
+pub(crate) const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// How long the acceptor may spend writing a 503 to a client it has no
+/// thread for.
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// A counting semaphore made of a bounded channel pre-filled with tokens:
 /// taking a token is a `recv`, and a [`Permit`] gives it back when dropped.
 pub(crate) struct Limit {
     give: Sender<()>,
-    take: Receiver<()>,
+    /// Ready when a permit is free: for `select!`.
+    pub(crate) take: Receiver<()>,
 }
 
 /// One unit of a [`Limit`], returned on drop.
@@ -47,7 +61,8 @@ impl Limit {
         self.take.try_recv().ok().map(|()| self.permit())
     }
 
-    fn permit(&self) -> Permit {
+    /// The permit for a token just received from [`Self::take`].
+    pub(crate) fn permit(&self) -> Permit {
         Permit {
             give: self.give.clone(),
         }
@@ -83,18 +98,22 @@ pub(crate) fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, alive: S
     let mut next_id: u64 = 0;
     let mut backoff = Duration::from_millis(1);
     loop {
-        let slot = select! {
-            recv(shared.handshakes.take) -> _ => shared.handshakes.permit(),
-            recv(shared.shutdown.signal()) -> _ => return,
-        };
         let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(error) => {
-                // Out of file descriptors, or a connection reset before we
-                // took it: back off a little and go on.
-                tracing::warn!(%error, "accept failed");
-                thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                // Out of file descriptors (EMFILE), or a connection reset
+                // before we took it: back off, doubling up to a second, and
+                // go on; the kernel's backlog holds the clients meanwhile.
+                tracing::warn!(%error, retry_in = ?backoff, "accept failed");
+                if shared
+                    .shutdown
+                    .signal()
+                    .recv_timeout(backoff)
+                    .is_err_and(|e| e.is_disconnected())
+                {
+                    return;
+                }
+                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
                 continue;
             }
         };
@@ -106,24 +125,36 @@ pub(crate) fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, alive: S
         let id = next_id;
         tracing::debug!(id, %peer, "accepted");
         let stream = Arc::new(stream);
+        let Some(handshake) = shared.pending.admit(id, &stream, &shared.shutdown) else {
+            return;
+        };
         shared.sockets.insert(id, &stream);
         let thread_shared = Arc::clone(shared);
+        let thread_stream = Arc::clone(&stream);
         let alive = alive.clone();
         let spawned = thread::Builder::new()
             .name(format!("ws-read-{id}"))
             .stack_size(THREAD_STACK_BYTES)
             .spawn(move || {
-                connection::serve(stream, id, slot, &thread_shared);
+                connection::serve(thread_stream, id, handshake, &thread_shared);
                 thread_shared.sockets.remove(id);
                 drop(alive);
             });
         if let Err(error) = spawned {
-            log_spawn_failure(&error);
             shared.sockets.remove(id);
+            refuse_out_of_threads(&stream, &error);
         }
     }
 }
 
-fn log_spawn_failure(error: &io::Error) {
-    tracing::warn!(%error, "could not start a connection thread; connection dropped");
+/// Refuses a client whose thread could not be created, from the acceptor
+/// itself: so it must not block. The 503 fits in the empty socket buffer;
+/// the client's request is not read, so closing may reset the connection
+/// after the response (the client reads the response first).
+fn refuse_out_of_threads(stream: &TcpStream, error: &io::Error) {
+    tracing::warn!(%error, "could not start a connection thread: refused with 503");
+    let mut stream = stream;
+    let _ = stream.set_write_timeout(Some(REFUSAL_WRITE_TIMEOUT));
+    let _ = stream.write_all(&Refusal::OutOfThreads.response().bytes);
+    let _ = stream.shutdown(Direction::Write);
 }

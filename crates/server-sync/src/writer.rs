@@ -110,7 +110,11 @@ fn serve(
                 Ok(Control::Reply(text)) => socket.write(Message::Text(text))?,
                 Ok(Control::Close(reason)) => return closing(socket, inbox, reason),
                 Ok(Control::PeerClosed(frame)) => return Ok(End::PeerClosed(frame)),
-                Err(_) => return Ok(End::ReaderGone),
+                Err(_) => {
+                    write_queued(socket, inbox)?;
+                    socket.flush()?;
+                    return Ok(End::ReaderGone);
+                }
             },
             recv(frames) -> frame => match frame {
                 Ok(frame) => {
@@ -134,11 +138,19 @@ fn closing(
     reason: CloseReason,
 ) -> tungstenite::Result<End> {
     if reason.sends_queued_frames_first() {
-        for frame in inbox.frames.try_iter() {
-            socket.write(Message::Text(frame))?;
-        }
+        write_queued(socket, inbox)?;
     }
     Ok(End::Close(reason))
+}
+
+/// Writes the frames already queued. When the reader is gone without a
+/// close handshake (the client half-closed its socket, or vanished), these
+/// are what it was sent before: a half-closed client can still read them.
+fn write_queued(socket: &mut WebSocket<WriteHalf>, inbox: &Inbox) -> tungstenite::Result<()> {
+    for frame in inbox.frames.try_iter() {
+        socket.write(Message::Text(frame))?;
+    }
+    Ok(())
 }
 
 /// After our close frame, waits (bounded) for the reader to see the client's

@@ -10,6 +10,10 @@
 //! * [`connect_crowd`] and [`expect_all_closed`]: many clients at once.
 //! * [`DeafClient`]: a client that never answers pings or close frames (a
 //!   vanished peer), for idle timeouts.
+//! * [`raw`]: [`RawClient`], a WebSocket client that upgrades by hand and
+//!   then writes any bytes (frames built field by field with [`RawFrame`]:
+//!   unmasked, RSV bits, reserved opcodes, bad close codes), and reads the
+//!   server's frames and how the connection ended, for hostile-client tests.
 //! * [`http`]: raw HTTP exchanges over a `TcpStream`, for pages and refused
 //!   handshakes (404, 403, 503, 400, 426, ...).
 //! * [`unique_room`]: a room name no other test (or test process) uses.
@@ -34,8 +38,10 @@ mod crowd;
 mod deaf;
 mod django;
 pub mod http;
+pub mod limits;
 mod process;
 mod procfs;
+pub mod raw;
 mod redis;
 mod room;
 
@@ -47,6 +53,7 @@ pub use deaf::{DeafClient, DeafEnd};
 pub use django::DjangoServer;
 pub use process::ServerProcess;
 pub use procfs::{ProcStatus, proc_status, proc_status_field};
+pub use raw::{RawClient, RawFrame};
 pub use redis::{RedisServer, Subscriber};
 pub use room::unique_room;
 

@@ -20,12 +20,12 @@ mod explain;
 mod plot;
 mod tables;
 
-use std::cmp::Ordering;
 use std::fmt::Write as _;
 
 use chat_loadgen::record::{FanoutResults, Record};
 
-use crate::data::{Config, Data, Fanout, OWN_SERVERS};
+use crate::data::server_order;
+use crate::data::{Config, Data, Fanout};
 use crate::plots::{PLOTS_DIR, Written};
 
 pub use plot::{HISTORY_PLOT, chart as plot_chart, render as render_plot};
@@ -266,17 +266,6 @@ impl<'a> HistoryRun<'a> {
     fn delay_key(&self) -> Option<u64> {
         self.delay_ms()
             .map(|ms| (ms * 1000.0).round().max(0.0) as u64)
-    }
-}
-
-/// The position of a server in the tables: ours first, then by name.
-fn server_order(a: &str, b: &str) -> Ordering {
-    let rank = |s: &str| OWN_SERVERS.iter().position(|own| *own == s);
-    match (rank(a), rank(b)) {
-        (Some(x), Some(y)) => x.cmp(&y),
-        (Some(_), None) => Ordering::Less,
-        (None, Some(_)) => Ordering::Greater,
-        (None, None) => a.cmp(b),
     }
 }
 

@@ -22,11 +22,11 @@ mod explain;
 mod plot;
 mod tables;
 
-use std::cmp::Ordering;
 use std::fmt::Write as _;
 
 use chat_loadgen::record::{ProcessFigures, Record};
 
+use crate::data::server_order;
 use crate::data::{Config, Data, Fanout, OWN_SERVERS};
 use crate::plots::{PLOTS_DIR, Written};
 
@@ -424,17 +424,6 @@ impl Setup {
             (_, 1) => format!("{processes} on Redis"),
             (_, n) => format!("{processes} on {n} Redis shards"),
         }
-    }
-}
-
-/// The position of a server in the tables: ours first, then by name.
-fn server_order(a: &str, b: &str) -> Ordering {
-    let rank = |s: &str| OWN_SERVERS.iter().position(|own| *own == s);
-    match (rank(a), rank(b)) {
-        (Some(x), Some(y)) => x.cmp(&y),
-        (Some(_), None) => Ordering::Less,
-        (None, Some(_)) => Ordering::Greater,
-        (None, None) => a.cmp(b),
     }
 }
 

@@ -1,0 +1,25 @@
+//! `chat-sync` at the machine's limits: out of file descriptors, out of
+//! threads, and a long churn (bodies in `chat_testkit::limits`, shared with
+//! `chat-async`).
+
+const BIN: &str = env!("CARGO_BIN_EXE_chat-sync");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_backs_off_out_of_descriptors() {
+    chat_testkit::limits::accept_backs_off_out_of_descriptors(BIN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_503_out_of_threads() {
+    chat_testkit::limits::refuses_503_out_of_threads(BIN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_leaves_no_trace() {
+    chat_testkit::limits::churn_leaves_no_trace(BIN, chat_testkit::limits::CHURN_CYCLES).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_queues_stay_within_the_bound() {
+    chat_testkit::limits::full_queues_stay_within_the_bound(BIN).await;
+}
