@@ -39,10 +39,6 @@ fn main() -> anyhow::Result<()> {
         .context("cannot make the listener non-blocking")?;
     let addr = listener.local_addr().context("no local address")?;
     let runtime = chat_server_async::runtime(workers).context("cannot start the tokio runtime")?;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "listening on http://{addr}")?;
-    stdout.flush()?;
-    drop(stdout);
 
     runtime.block_on(async move {
         let listener =
@@ -60,6 +56,14 @@ fn main() -> anyhow::Result<()> {
             }
             on_signal.trigger();
         });
+
+        // Last, once a signal would be handled: a script may send one as
+        // soon as it has read this line.
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on http://{addr}")?;
+        stdout.flush()?;
+        drop(stdout);
+
         chat_server_async::run(listener, cli.common.config, shutdown)
             .await
             .context("server failed")

@@ -27,10 +27,6 @@ fn main() -> anyhow::Result<()> {
     let listener = chat_server_sync::bind(&cli.common.addr)
         .with_context(|| format!("cannot listen on {}", cli.common.addr))?;
     let addr = listener.local_addr().context("no local address")?;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "listening on http://{addr}")?;
-    stdout.flush()?;
-    drop(stdout);
 
     let shutdown = Shutdown::new();
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
@@ -44,6 +40,13 @@ fn main() -> anyhow::Result<()> {
             }
         })
         .context("cannot start the signal thread")?;
+
+    // Last, once a signal would be handled: a script may send one as soon as
+    // it has read this line.
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on http://{addr}")?;
+    stdout.flush()?;
+    drop(stdout);
 
     chat_server_sync::run(listener, cli.common.config, shutdown).context("server failed")
 }

@@ -32,6 +32,11 @@ pub struct Usage {
     pub cpu_s: f64,
 }
 
+/// The binary's file name, for what a test prints.
+fn name(bin: &str) -> &str {
+    bin.rsplit('/').next().unwrap_or(bin)
+}
+
 /// Reads [`Usage`] of process `pid`; panics if it is gone.
 pub fn usage(pid: u32) -> Usage {
     try_usage(pid).unwrap_or_else(|error| panic!("cannot read /proc/{pid}: {error:#}"))
@@ -40,7 +45,12 @@ pub fn usage(pid: u32) -> Usage {
 fn try_usage(pid: u32) -> anyhow::Result<Usage> {
     let process = Process::new(pid as i32).context("no such process")?;
     let stat = process.stat().context("cannot read stat")?;
-    let fds = process.fd_count().context("cannot count fds")?;
+    // Counted by listing `/proc/<pid>/fd`: procfs' `fd_count` takes the
+    // directory's size (Linux 6.2's fast path), which was seen here to stay
+    // one above the descriptors listed.
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .context("cannot list fds")?
+        .count();
     let ticks = ::procfs::ticks_per_second() as f64;
     Ok(Usage {
         threads: stat.num_threads.max(0) as u64,
@@ -313,7 +323,10 @@ pub async fn churn_leaves_no_trace(bin: &str, cycles: usize) {
     })
     .await;
     let growth = after.rss_kib.saturating_sub(baseline.rss_kib);
-    eprintln!("churn of {cycles} cycles: idle {idle:?}, baseline {baseline:?}, after {after:?}");
+    eprintln!(
+        "{}: churn of {cycles} cycles: idle {idle:?}, baseline {baseline:?}, after {after:?}",
+        name(bin)
+    );
     assert!(
         growth <= CHURN_RSS_MARGIN_KIB,
         "RSS grew by {growth} KiB over {cycles} cycles (baseline {baseline:?}, after {after:?})"
@@ -366,6 +379,11 @@ pub async fn full_queues_stay_within_the_bound(bin: &str) -> (u64, u64) {
         &outbox,
         "--max-message-bytes",
         &max_message,
+        // The stalled members' writers stay blocked until the end: on a
+        // loaded machine the default 10 s could drop them (without a close
+        // frame) before the test reads their 1013.
+        "--write-timeout-secs",
+        "600",
     ];
     let server = ServerProcess::start(bin, &args);
     let (addr, pid) = (server.addr(), server.pid());
@@ -389,7 +407,8 @@ pub async fn full_queues_stay_within_the_bound(bin: &str) -> (u64, u64) {
     const MARGIN_KIB: u64 = 64 * 1024;
     let growth = peak_kib.saturating_sub(idle_kib);
     eprintln!(
-        "full queues: peak RSS {peak_kib} KiB, {growth} KiB above idle; worst case {worst_kib} KiB"
+        "{}: full queues: peak RSS {peak_kib} KiB, {growth} KiB above idle; worst case {worst_kib} KiB",
+        name(bin)
     );
     assert!(
         growth <= worst_kib + MARGIN_KIB,
