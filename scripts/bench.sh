@@ -1309,7 +1309,9 @@ parse_args() {
 }
 
 main() {
-    command_line="bash scripts/bench.sh$(printf ' %q' "$@")"
+    command_line="bash scripts/bench.sh"
+    # (printf repeats its format once even for no arguments: only with some)
+    if (($#)); then command_line+=$(printf ' %q' "$@"); fi
     parse_args "$@"
     set_sweep
     local started

@@ -151,7 +151,9 @@ soak() {
 
 main() {
     local command_line server
-    command_line="bash scripts/soak.sh$(printf ' %q' "$@")"
+    command_line="bash scripts/soak.sh"
+    # (printf repeats its format once even for no arguments: only with some)
+    if (($#)); then command_line+=$(printf ' %q' "$@"); fi
     minutes=30
     out=""
     servers="sync async"

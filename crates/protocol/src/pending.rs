@@ -6,7 +6,7 @@
 //! (`--max-pending-handshakes`) until the handshake timeout, while real
 //! clients wait behind the flood in the kernel's backlog. So when a
 //! connection arrives and every slot is taken, a server evicts the oldest
-//! handshake that has lasted at least [`EVICTABLE_AFTER`]. A real client
+//! handshake that has lasted at least [`EVICTABLE_AFTER`] (250 ms). A real client
 //! sends its head within a round trip, long before it could be evicted;
 //! younger handshakes are never evicted, so a burst of real clients waits in
 //! the backlog as before. Eviction happens only when someone new is waiting,
@@ -21,8 +21,14 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-/// How long a handshake must have lasted before a newcomer may evict it.
-pub const EVICTABLE_AFTER: Duration = Duration::from_secs(1);
+/// How long a handshake must have lasted before a newcomer may evict it:
+/// far longer than a real client takes to send its head (a round trip),
+/// short enough that the acceptor gets through a backlog of silent
+/// connections quickly, at `--max-pending-handshakes` per this much (2,048
+/// a second by default). A flood sustained faster than that still keeps
+/// real clients waiting in the backlog: this bounds what an attacker must
+/// sustain; stopping one needs limits per source address, in front.
+pub const EVICTABLE_AFTER: Duration = Duration::from_millis(250);
 
 /// The connections reading their request head, in accept order, each with
 /// the handle that hangs up on it.

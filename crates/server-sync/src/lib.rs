@@ -37,7 +37,7 @@
 //!   and closed with 1013; nobody else waits for it.
 //! * **Limits:** `--max-connections` WebSockets (503 beyond), and
 //!   `--max-pending-handshakes` connections in their handshake (beyond, a
-//!   newcomer evicts the oldest handshake silent for a second, or waits in
+//!   newcomer evicts the oldest handshake silent for 250 ms, or waits in
 //!   the backlog: the `pending` module). The machine caps threads too
 //!   ([`ThreadBudget`]): each thread costs four memory mappings, so
 //!   `vm.max_map_count` (65,530 by default) allows about 16,000 threads,

@@ -14,7 +14,7 @@
 //! * [`handshake`]: oversized heads (431), HTTP/1.0,
 //!   non-HTTP, bad keys (400), bad versions (426), frames pipelined behind
 //!   the request head.
-//! * [`flood`]: a thousand silent connections against a small handshake limit.
+//! * [`flood`]: two thousand silent connections against a small handshake limit.
 //! * [`frames`]: every framing violation (1002), UTF-8 across fragments
 //!   (delivered, or 1007), tiny fragments past the size limit and a huge
 //!   announced length (1009, before the message ends).

@@ -79,13 +79,17 @@ pub fn failures(records: &[&SoakRecord]) -> String {
 pub fn criterion() -> String {
     format!(
         "Start is the first sample, taken before any client connects; early is the median \
-         of the samples in the first {w} of the run after it (once the load is on); peak is \
-         the highest sample; end is the median of the samples in the last {w}. \
-         A line counts as flat when its end is at most its early level plus an allowance: for \
-         RSS, {rss_share} of the early level or {rss_mib} MiB, whichever is larger (allocators \
-         keep memory freed after a burst); for threads and file descriptors, {count_share} of \
-         the early level plus {count} (a couple of connections opening at the moment of a \
-         sample).\n",
+         of the samples in the first {w} of the run after it (once the load is on); midway \
+         the median of the {w} from halfway; peak is the highest sample; end is the median \
+         of the samples in the last {w}. The first half is the warm-up: a server's memory \
+         grows from its start as the load arrives, and its allocator may keep growing in \
+         steps for a while, to what the load's largest coincidences need (a slow reader's \
+         full queue during a churn wave), and keep it; a leak keeps climbing after that. So \
+         a line counts as flat when its end is at most its midway level plus an allowance: \
+         for RSS, {rss_share} of the midway level or {rss_mib} MiB, whichever is larger \
+         (allocators keep memory freed after a burst); for threads and file descriptors, \
+         {count_share} of the midway level plus {count} (a couple of connections opening at \
+         the moment of a sample).\n",
         w = share(WINDOW),
         rss_share = share(RSS_SLACK_SHARE),
         rss_mib = format::plain(RSS_SLACK_MIB),
@@ -94,7 +98,7 @@ pub fn criterion() -> String {
     )
 }
 
-/// A check's figures, early → end: `RSS 12.3 → 12.5 MiB (+0.200;
+/// A check's figures, midway → end: `RSS 12.3 → 12.5 MiB (+0.200;
 /// allowed +2.00)`.
 fn figures(c: &Check) -> String {
     let (show, unit): (fn(f64) -> String, &str) = match c.resource {
@@ -104,7 +108,7 @@ fn figures(c: &Check) -> String {
     format!(
         "{} {} → {}{unit} ({}; allowed +{})",
         c.resource.name(),
-        show(c.level.early),
+        show(c.level.midway),
         show(c.level.end),
         signed(c.level.growth(), show),
         format::sig(c.allowed()),
@@ -117,10 +121,13 @@ pub fn flatness(server: &str, r: &Resources) -> String {
     let grown: Vec<&Check> = checks.iter().filter(|c| !c.flat()).collect();
     let kept: Vec<String> = checks.iter().filter(|c| c.flat()).map(figures).collect();
     if grown.is_empty() {
-        return format!(
-            "**{server}: flat** by this criterion, early → end: {}.\n",
+        let mut out = format!(
+            "**{server}: flat** by this criterion, midway → end: {}.",
             kept.join("; ")
         );
+        warm_up(&mut out, &checks);
+        out.push('\n');
+        return out;
     }
     let grew: Vec<String> = grown
         .iter()
@@ -137,7 +144,7 @@ pub fn flatness(server: &str, r: &Resources) -> String {
         })
         .collect();
     let mut out = format!(
-        "**{FLAG} {server}: not flat** by this criterion, early → end (the windows {} \
+        "**{FLAG} {server}: not flat** by this criterion, midway → end (the windows {} \
          apart): {}.",
         duration(r.between_s),
         grew.join("; ")
@@ -145,8 +152,38 @@ pub fn flatness(server: &str, r: &Resources) -> String {
     if !kept.is_empty() {
         let _ = write!(out, " Within the allowance: {}.", kept.join("; "));
     }
+    warm_up(&mut out, &checks);
     out.push('\n');
     out
+}
+
+/// Says which lines grew during the warm-up by more than the allowance
+/// would let the second half grow, so that a step there is not passed over.
+fn warm_up(out: &mut String, checks: &[Check]) {
+    let stepped: Vec<String> = checks
+        .iter()
+        .filter(|c| c.level.warm_up() > c.allowed())
+        .map(|c| {
+            let (show, unit): (fn(f64) -> String, &str) = match c.resource {
+                Resource::Rss => (format::sig, " MiB"),
+                Resource::Threads | Resource::Fds => (number, ""),
+            };
+            format!(
+                "{} {} → {}{unit} ({})",
+                c.resource.name(),
+                show(c.level.early),
+                show(c.level.midway),
+                signed(c.level.warm_up(), show),
+            )
+        })
+        .collect();
+    if !stepped.is_empty() {
+        let _ = write!(
+            out,
+            " During the warm-up, early → midway, it grew: {}.",
+            stepped.join("; ")
+        );
+    }
 }
 
 /// The CPU the server used, on average and at both ends.

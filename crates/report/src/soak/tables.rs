@@ -191,28 +191,37 @@ pub fn early_header() -> String {
     format!("early (median, first {})", share(WINDOW))
 }
 
+/// The header of the midway column.
+pub fn midway_header() -> String {
+    format!("midway (median, from 50%, {})", share(WINDOW))
+}
+
 /// The header of the end column.
 pub fn end_header() -> String {
     format!("end (median, last {})", share(WINDOW))
 }
 
-/// One server's resources: start, early, peak, end, growth.
+/// One server's resources: start, early, midway, peak, end, growth over
+/// the second half.
 pub fn resources(r: &Resources) -> String {
     let early = early_header();
+    let midway = midway_header();
     let end = end_header();
     let mut table = Table::new(&[
         ("", false),
         ("start (before load)", true),
         (early.as_str(), true),
+        (midway.as_str(), true),
         ("peak", true),
         (end.as_str(), true),
-        ("end − early", true),
+        ("end − midway", true),
     ]);
     let row = |label: &str, level: &Level, show: fn(f64) -> String| {
         vec![
             label.to_owned(),
             show(level.start),
             show(level.early),
+            show(level.midway),
             show(level.peak),
             show(level.end),
             signed(level.growth(), show),

@@ -67,26 +67,32 @@ fn flat_and_growing_lines_are_told_apart_by_the_numbers() {
     assert!(sync < async_, "{md}");
     assert!(
         md.contains(
-            "**sync: flat** by this criterion, early → end: RSS 20.0 → 20.1 MiB (+0.150; \
+            "**sync: flat** by this criterion, midway → end: RSS 20.0 → 20.1 MiB (+0.150; \
              allowed +2.00); threads 130 → 130 (+0; allowed +6.60); file descriptors 70 → 70 \
              (+0; allowed +5.40)."
         ),
         "{md}"
     );
-    // Early: minute 1 (20 MiB); end: minutes 10 and 11 (29.5 MiB), 9.5 min
-    // later: 60 MiB per hour.
+    // Early: minute 1 (20 MiB); midway: minute 6 (25 MiB); end: minutes 10
+    // and 11 (29.5 MiB), 4.5 min later: 60 MiB per hour. The warm-up's
+    // growth is named too.
     assert!(
         md.contains(
-            "**⚠ async: not flat** by this criterion, early → end (the windows 10 min apart): \
-             RSS 20.0 → 29.5 MiB (+9.50; allowed +2.00), about +60.0 MiB per hour. Within \
+            "**⚠ async: not flat** by this criterion, midway → end (the windows 5 min apart): \
+             RSS 25.0 → 29.5 MiB (+4.50; allowed +2.00), about +60.0 MiB per hour. Within \
              the allowance: threads 3 → 3"
         ),
         "{md}"
     );
     assert!(
-        md.contains("| RSS, MiB | 4.00 | 20.0 | 30.0 | 29.5 | +9.50 |"),
+        md.contains("During the warm-up, early → midway, it grew: RSS 20.0 → 25.0 MiB (+5.00)."),
         "{md}"
     );
+    assert!(
+        md.contains("| RSS, MiB | 4.00 | 20.0 | 25.0 | 30.0 | 29.5 | +4.50 |"),
+        "{md}"
+    );
+    assert!(md.contains("| midway (median, from 50%, 10%) |"), "{md}");
     assert!(md.contains("| early (median, first 10%) |"), "{md}");
     assert!(
         !md.contains("soak failed") && !md.contains("**failed**"),
@@ -115,8 +121,8 @@ fn growing_threads_are_named() {
     let md = section_of(vec![r]);
     assert!(
         md.contains(
-            "**⚠ sync: not flat** by this criterion, early → end (the windows 10 min \
-             apart): threads 110 → 205"
+            "**⚠ sync: not flat** by this criterion, midway → end (the windows 5 min \
+             apart): threads 160 → 205"
         ),
         "{md}"
     );
