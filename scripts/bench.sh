@@ -39,6 +39,8 @@
 # target/bench-logs/<run>/, which is not committed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 # Cargo's target directory, where the binaries, the Django venv and the
 # servers' logs are.
 target_dir=${CARGO_TARGET_DIR:-target}
@@ -208,24 +210,6 @@ elapsed_s() {
 # Appends its arguments, one line each, to the run's README.
 note() {
     printf '%s\n' "$@" >>"$readme"
-}
-
-# Waits for process $1 (a child of this shell) at most $2 seconds, then
-# SIGKILLs it. `tail --pid` returns as soon as the process is gone (it polls
-# every 50 ms) and `timeout` bounds it; `wait` then collects the status.
-# (Not `wait -n` on the process and a timer, nor a watchdog subshell: a fast
-# exit races bash's job bookkeeping, and a subshell signalled before it sets
-# its own traps runs this script's.) Sets wait_status to the exit status;
-# returns 1 if it had to kill.
-wait_bounded() {
-    local pid=$1 seconds=$2 killed=false
-    if ! timeout "$seconds" tail --pid="$pid" --sleep-interval=0.05 -f /dev/null; then
-        killed=true
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait_status=0
-    { wait "$pid"; } 2>/dev/null || wait_status=$?
-    [[ "$killed" == false ]]
 }
 
 # Raises the limits that bound how many connections a process can hold: the

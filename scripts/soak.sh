@@ -19,6 +19,8 @@
 # cleanly, after soaking every server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 target_dir=${CARGO_TARGET_DIR:-target}
 
 # The filter for both servers' tracing logs, as in bench.sh: warnings and
@@ -40,20 +42,6 @@ die() {
 
 note() {
     printf '%s\n' "$@" >>"$readme"
-}
-
-# Waits for child $1 at most $2 seconds, then SIGKILLs it; sets wait_status.
-# Returns 1 if it had to kill. (`tail --pid` returns once the process is
-# gone; `timeout` bounds it; `wait` collects the status.)
-wait_bounded() {
-    local pid=$1 seconds=$2 killed=0
-    if ! timeout "$seconds" tail --pid="$pid" --sleep-interval=0.05 -f /dev/null; then
-        killed=1
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait_status=0
-    wait "$pid" 2>/dev/null || wait_status=$?
-    return "$killed"
 }
 
 # Starts server $1 on 127.0.0.1:0 with the same flags as every other, its

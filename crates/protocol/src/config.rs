@@ -12,6 +12,45 @@ use tungstenite::protocol::WebSocketConfig;
 /// drops the TCP connection.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The pause after a failed `accept` (out of descriptors, EMFILE; or a
+/// connection reset before it was taken): 1 ms, doubling after each failure
+/// up to [`AcceptBackoff::MAX`], back to 1 ms after a success. Out of
+/// descriptors, an acceptor retries at most once a second instead of
+/// spinning, while the kernel's backlog holds new clients. Both servers'
+/// accept loops use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptBackoff(Duration);
+
+impl AcceptBackoff {
+    /// The first pause.
+    pub const FIRST: Duration = Duration::from_millis(1);
+    /// The longest pause.
+    pub const MAX: Duration = Duration::from_secs(1);
+
+    /// Before any failure.
+    pub fn new() -> Self {
+        Self(Self::FIRST)
+    }
+
+    /// After a failure: the pause to take now (the next one is doubled).
+    pub fn failed(&mut self) -> Duration {
+        let pause = self.0;
+        self.0 = (pause * 2).min(Self::MAX);
+        pause
+    }
+
+    /// After a success: the next failure pauses [`Self::FIRST`] again.
+    pub fn succeeded(&mut self) {
+        self.0 = Self::FIRST;
+    }
+}
+
+impl Default for AcceptBackoff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The listen backlog: connections the kernel completes before `accept`
 /// takes them. Rust's standard library uses 128, too few for a burst of
 /// connects (the kernel drops the SYNs beyond it, and clients retry only
@@ -305,6 +344,15 @@ impl ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_backoff_doubles_to_a_second_and_resets() {
+        let mut backoff = AcceptBackoff::new();
+        let pauses: Vec<u128> = (0..12).map(|_| backoff.failed().as_millis()).collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 1000]);
+        backoff.succeeded();
+        assert_eq!(backoff.failed(), AcceptBackoff::FIRST);
+    }
 
     #[test]
     fn defaults_come_from_the_flags() {

@@ -66,7 +66,7 @@ impl AsyncWrite for ReadHalf {
 pub(crate) async fn serve(
     mut stream: TcpStream,
     id: u64,
-    handshake: Handshake,
+    mut handshake: Handshake,
     shared: &Arc<Shared>,
     hang_up: CancellationToken,
 ) {

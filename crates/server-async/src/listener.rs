@@ -10,20 +10,14 @@
 use std::io;
 use std::net::ToSocketAddrs;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
-use chat_protocol::config::LISTEN_BACKLOG;
+use chat_protocol::config::{AcceptBackoff, LISTEN_BACKLOG};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::{Shared, connection};
-
-/// The longest pause after a failed `accept` (the pauses double from 1 ms):
-/// out of descriptors, the acceptor retries at most once a second instead
-/// of spinning.
-pub(crate) const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Binds `addr` (`HOST:PORT`) with a listen backlog of `LISTEN_BACKLOG`.
 pub fn bind(addr: &str) -> io::Result<std::net::TcpListener> {
@@ -46,7 +40,7 @@ pub fn bind(addr: &str) -> io::Result<std::net::TcpListener> {
 /// have ended when it is empty.
 pub(crate) async fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, alive: &TaskTracker) {
     let mut next_id: u64 = 0;
-    let mut backoff = Duration::from_millis(1);
+    let mut backoff = AcceptBackoff::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -56,18 +50,18 @@ pub(crate) async fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, al
             Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors (EMFILE), or a connection reset
-                // before we took it: back off, doubling up to a second, and
-                // go on; the kernel's backlog holds the clients meanwhile.
-                tracing::warn!(%error, retry_in = ?backoff, "accept failed");
+                // before we took it: back off and go on; the kernel's
+                // backlog holds the clients meanwhile.
+                let pause = backoff.failed();
+                tracing::warn!(%error, retry_in = ?pause, "accept failed");
                 tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(pause) => {}
                     () = shared.shutdown.signal() => return,
                 }
-                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
                 continue;
             }
         };
-        backoff = Duration::from_millis(1);
+        backoff.succeeded();
         next_id += 1;
         let id = next_id;
         tracing::debug!(id, %peer, "accepted");

@@ -48,7 +48,12 @@ impl Write for ReadHalf {
 }
 
 /// Serves one accepted connection to its end, on the calling thread.
-pub(crate) fn serve(stream: Arc<TcpStream>, id: u64, handshake: Handshake, shared: &Arc<Shared>) {
+pub(crate) fn serve(
+    stream: Arc<TcpStream>,
+    id: u64,
+    mut handshake: Handshake,
+    shared: &Arc<Shared>,
+) {
     let config = &shared.config;
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(config.write_timeout()));

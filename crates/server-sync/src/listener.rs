@@ -18,16 +18,11 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use chat_protocol::config::LISTEN_BACKLOG;
+use chat_protocol::config::{AcceptBackoff, LISTEN_BACKLOG};
 use chat_protocol::route::Refusal;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::{Shared, THREAD_STACK_BYTES, connection};
-
-/// The longest pause after a failed `accept` (the pauses double from 1 ms):
-/// out of descriptors, the acceptor retries at most once a second instead
-/// of spinning.
-pub(crate) const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// How long the acceptor may spend writing a 503 to a client it has no
 /// thread for.
@@ -96,28 +91,28 @@ pub fn bind(addr: &str) -> io::Result<std::net::TcpListener> {
 /// caller learns that all have ended when its receiver disconnects.
 pub(crate) fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, alive: Sender<()>) {
     let mut next_id: u64 = 0;
-    let mut backoff = Duration::from_millis(1);
+    let mut backoff = AcceptBackoff::new();
     loop {
         let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors (EMFILE), or a connection reset
-                // before we took it: back off, doubling up to a second, and
-                // go on; the kernel's backlog holds the clients meanwhile.
-                tracing::warn!(%error, retry_in = ?backoff, "accept failed");
+                // before we took it: back off and go on; the kernel's
+                // backlog holds the clients meanwhile.
+                let pause = backoff.failed();
+                tracing::warn!(%error, retry_in = ?pause, "accept failed");
                 if shared
                     .shutdown
                     .signal()
-                    .recv_timeout(backoff)
+                    .recv_timeout(pause)
                     .is_err_and(|e| e.is_disconnected())
                 {
                     return;
                 }
-                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
                 continue;
             }
         };
-        backoff = Duration::from_millis(1);
+        backoff.succeeded();
         if shared.shutdown.is_triggered() {
             return;
         }

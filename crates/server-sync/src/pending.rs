@@ -27,6 +27,8 @@ pub(crate) struct Pending {
 /// its head is read (or it ends): its slot comes back when this is dropped.
 pub(crate) struct Handshake {
     id: u64,
+    /// Still listed among those reading their head.
+    listed: bool,
     pending: Arc<Pending>,
     _slot: Permit,
 }
@@ -56,6 +58,7 @@ impl Pending {
         self.waiting.push(id, Arc::clone(stream));
         Some(Handshake {
             id,
+            listed: true,
             pending: Arc::clone(self),
             _slot: slot,
         })
@@ -84,13 +87,19 @@ impl Pending {
 impl Handshake {
     /// The request head has been read: from now on this connection cannot
     /// be evicted (it still holds its slot until dropped).
-    pub(crate) fn head_read(&self) {
-        self.pending.waiting.remove(self.id);
+    pub(crate) fn head_read(&mut self) {
+        self.unlist();
+    }
+
+    fn unlist(&mut self) {
+        if std::mem::take(&mut self.listed) {
+            self.pending.waiting.remove(self.id);
+        }
     }
 }
 
 impl Drop for Handshake {
     fn drop(&mut self) {
-        self.pending.waiting.remove(self.id);
+        self.unlist();
     }
 }
