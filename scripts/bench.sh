@@ -33,9 +33,12 @@
 # redis-server: bash .ci/install-redis.sh).
 #
 # Each run directory gets runs.jsonl (one JSON record per load-generator
-# run, appended by chat-loadgen --json) and README.md (the commit, the
-# machine, the limits, the versions, this command and every chat-loadgen
-# command run, with how it ended). Servers' own logs go to
+# run, appended by chat-loadgen --json), machine.json (the machine, the
+# limits, the pinning, the versions, the commit and whether the tree was
+# clean, as data: chat-loadgen machine) and README.md (the same in words,
+# this command and every chat-loadgen command run, with how it ended).
+# Whether a run kept up is chat-loadgen verdict's to say (the rule is
+# chat_record::verdict's), never this script's. Servers' own logs go to
 # target/bench-logs/<run>/, which is not committed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,10 +85,9 @@ readonly CONNECTIONS_PER_SOURCE_ADDR=20000
 # The three runs then differ only in how the same work is split into rooms.
 #
 # Peak at 1,000 clients in one room: the sender's rate stepped up (each
-# message makes 1,000 deliveries) until a server no longer delivers what is
-# asked (loss, late deliveries, closes, or under 90% of the deliveries/s
-# asked); one more run at half the most deliveries/s it sustained without
-# loss or closes gives the latency of a server busy but not saturated.
+# message makes 1,000 deliveries) until a server no longer keeps up (see
+# kept_up); one more run at half the most deliveries/s it made in a run
+# that kept up gives the latency of a server busy but not saturated.
 #
 # Capacity: one room, 4 senders at 2 msg/s each (the websocket-shootout
 # broadcast benchmark's load), clients stepped up by 1,000 until p99 passes
@@ -512,7 +514,7 @@ cleanup() {
 # none), recording the exact command in the README before it runs and how
 # it ended after. Returns the load generator's status.
 run_loadgen() {
-    local scenario=$1 started status=0 url pid
+    local scenario=$1 started status=0 url pid records
     shift
     local -a cmd=("$target_dir"/release/chat-loadgen "$scenario")
     for url in "${server_urls[@]}"; do
@@ -528,9 +530,16 @@ run_loadgen() {
     cmd+=("${loadgen_extra_args[@]}" "$@")
     note "" '```sh' "${cmd[*]}" '```'
     echo "bench.sh: [$server_label] ${cmd[*]}"
+    records=$(wc -l <"$runs")
     started=$(now_ms)
     "${cmd[@]}" || status=$?
     loadgen_outcome="chat-loadgen exit $status in $(elapsed_s "$started" "$(now_ms)") s"
+    # Whether this run appended its record: if not, the last record is an
+    # earlier run's, which kept_up must not judge in its place.
+    loadgen_recorded=false
+    if (($(wc -l <"$runs") > records)); then
+        loadgen_recorded=true
+    fi
     if ((status != 0)); then
         failures+=("$server_label $scenario: chat-loadgen exit $status")
     fi
@@ -679,7 +688,7 @@ sweep() {
         run_case "$label" fanout --clients "$clients" --rooms 1 --senders 1 \
             --rate 100 --payload 64 "${fanout_timing[@]}" || true
         if ((clients == peak_clients)); then
-            peak_candidate
+            peak_candidate || true
         fi
     done
     for case in "${rooms_cases[@]}"; do
@@ -693,54 +702,54 @@ sweep() {
     connections_ladder "$label"
 }
 
-# A number field of the last record in runs.jsonl (its first occurrence:
-# fan-out records name each result once), or empty.
-last_field() {
-    tail -n 1 "$runs" | grep -o "\"$1\":[0-9.eE+-]*" | head -n 1 | cut -d: -f2
-}
-
-# Whether the last fan-out run delivered what it was asked: nothing lost,
-# late or owed to members the server closed, no close at all, and at least
-# 90% of the deliveries/s offered ($1).
+# Whether the last chat-loadgen run kept up, as `chat-loadgen verdict`
+# judges its record (the last of runs.jsonl) by chat_record::verdict, the
+# one rule the load generator and the report apply too: nothing lost,
+# duplicated or reordered, no client refused, nobody closed, nothing late,
+# and at least chat_record::verdict::KEPT_UP_SHARE of the deliveries/s its
+# load offers (computed from the record). False if that run wrote no
+# record. Sets verdict_line (`VERDICT DELIVERED_PER_S OFFERED_PER_S`, empty
+# without a verdict) and notes it in the README.
 kept_up() {
-    local rate
-    rate=$(last_field deliveries_per_s)
-    [[ "$(last_field lost)" == 0 && "$(last_field late)" == 0 &&
-        "$(last_field missed_by_closed)" == 0 && -n "$rate" ]] &&
-        tail -n 1 "$runs" | grep -q '"close_codes":{}' &&
-        awk -v got="$rate" -v asked="$1" 'BEGIN { exit !(got >= 0.9 * asked) }'
+    local status=0
+    verdict_line=""
+    [[ "$loadgen_recorded" == true ]] || return 1
+    verdict_line=$("$target_dir"/release/chat-loadgen verdict --runs "$runs") || status=$?
+    echo "bench.sh: [$server_label] verdict: ${verdict_line:-none (exit $status)}"
+    note "Verdict (\`chat-loadgen verdict\`: verdict, deliveries/s made, offered): \`${verdict_line:-none, exit $status}\`."
+    return "$status"
 }
 
-# After a fan-out run at peak_clients in one room: if it lost nothing and
-# closed no one, its deliveries/s (what the server sustained, late ones
-# included) is a candidate for the peak the half-peak run halves.
+# After a fan-out run at peak_clients in one room: whether it kept up (see
+# kept_up); if it did, its deliveries/s is a candidate for the peak the
+# half-peak run halves (a server's peak is only ever a run that kept up).
 peak_candidate() {
     local rate
-    rate=$(last_field deliveries_per_s)
-    if [[ "$(last_field lost)" == 0 && "$(last_field missed_by_closed)" == 0 && -n "$rate" ]] &&
-        awk -v got="$rate" -v best="$peak_dps" 'BEGIN { exit !(got > best) }'; then
+    kept_up || return 1
+    read -r _ rate _ <<<"$verdict_line"
+    if awk -v got="$rate" -v best="$peak_dps" 'BEGIN { exit !(got > best) }'; then
         peak_dps=$rate
     fi
+    return 0
 }
 
 # The peak ladder for server $1 (see set_sweep), then one run at half its
-# peak: half the most deliveries/s it sustained without loss or closes, at
-# 1,000 clients in one room (the fan-out list's run at 100 msg/s included).
+# peak: half the most deliveries/s it made in a run that kept up, at 1,000
+# clients in one room (the fan-out list's run at 100 msg/s included).
 peak_ladder() {
     local label=$1 rate held half
     for rate in "${peak_rates[@]}"; do
         held=true
         run_case "$label" fanout --clients "$peak_clients" --rooms 1 --senders 1 \
             --rate "$rate" --payload 64 "${peak_timing[@]}" || held=false
-        peak_candidate
-        if [[ "$held" == false ]] || ! kept_up $((peak_clients * rate)); then
+        if ! peak_candidate || [[ "$held" == false ]]; then
             note "" "The peak ladder stops here for \`$label\`: it did not deliver what $rate msg/s asks."
             break
         fi
     done
     half=$(awk -v dps="$peak_dps" -v n="$peak_clients" 'BEGIN { printf "%d", dps / 2 / n }')
     if ((half > 0)); then
-        note "" "\`$label\` sustained at most $peak_dps deliveries/s at $peak_clients clients in one room: half of it is $half msg/s."
+        note "" "\`$label\` kept up with at most $peak_dps deliveries/s at $peak_clients clients in one room: half of it is $half msg/s."
         run_case "$label" fanout --clients "$peak_clients" --rooms 1 --senders 1 \
             --rate "$half" --payload 64 "${fanout_timing[@]}" || true
     fi
@@ -932,23 +941,22 @@ layer_runs() {
 # shards: one process) or on $3 Redis servers; at the largest process count,
 # each rung is followed by the same run on layer_shards shards.
 layer_ladder() {
-    local label=$1 processes=$2 shards=$3 rate held offered
+    local label=$1 processes=$2 shards=$3 rate held
     local compare=false
     if ((shards == 1 && processes == layer_processes[-1] && layer_shards > 1)); then
         compare=true
     fi
     for rate in "${layer_rates[@]}"; do
         held=false
-        offered=$((layer_rooms * layer_room_size * rate))
         local -a load=(--clients $((layer_rooms * layer_room_size)) --rooms "$layer_rooms"
             --senders 1 --rate "$rate" --payload 64 "${layer_timing[@]}")
         if layer_case "$shards" "$(repeat_label "$label" "$processes")" "${load[@]}" &&
-            kept_up "$offered"; then
+            kept_up; then
             held=true
         fi
         if [[ "$compare" == true ]]; then
             if layer_case "$layer_shards" "$(repeat_label "$label" "$processes")" "${load[@]}" &&
-                kept_up "$offered"; then
+                kept_up; then
                 held=true
             fi
         fi
@@ -966,7 +974,7 @@ mixed_ladder() {
     for rate in "${mixed_rates[@]}"; do
         if ! layer_case 1 "sync async django" --clients "$mixed_clients" --rooms 1 \
             --senders "$mixed_senders" --rate "$rate" --payload 64 "${layer_timing[@]}" ||
-            ! kept_up $((mixed_clients * mixed_senders * rate)); then
+            ! kept_up; then
             note "" "The mixed room's ladder stops here: it did not deliver what $rate msg/s per sender asks."
             break
         fi
@@ -1192,8 +1200,31 @@ write_readme_header() {
         printf -- '- %s\n' "${limit_notes[@]}"
         echo
         echo "Every server and chat-loadgen inherit these; chat-loadgen also raises its"
-        echo "own soft open-files limit to the hard limit."
+        echo "own soft open-files limit to the hard limit. The same facts, as data:"
+        echo "\`machine.json\`."
     } >"$readme"
+}
+
+# The machine, the limits (as raised), the pinning, the versions, the
+# commit and this command, as data: $out/machine.json, which the report
+# states them from (`chat-loadgen machine`).
+write_machine() {
+    local crate raised status=0
+    local -a cmd=("$target_dir"/release/chat-loadgen machine --out "$out/machine.json"
+        --command "$command_line" --mode "$([[ "$quick" == true ]] && echo quick || echo full)")
+    if [[ "$pin" == true ]]; then
+        cmd+=(--server-cpus 1 --loadgen-cpus 0)
+    fi
+    for raised in "${limit_notes[@]}"; do
+        cmd+=(--raised "$raised")
+    done
+    for crate in tokio tungstenite tokio-tungstenite crossbeam-channel hdrhistogram; do
+        cmd+=(--crate "$crate=$(lock_versions "$crate")")
+    done
+    "${cmd[@]}" || status=$?
+    if ((status != 0)); then
+        failures+=("machine.json: chat-loadgen machine exit $status")
+    fi
 }
 
 # Creates the venv of the Django server before any timed start, and records
@@ -1305,6 +1336,8 @@ main() {
     server_pid=""
     server_urls=()
     server_sample_pids=()
+    loadgen_recorded=false
+    verdict_line=""
     django_redis_urls=""
     history_dir=""
     redis_dir=""
@@ -1356,6 +1389,7 @@ main() {
     commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 
     write_readme_header
+    write_machine
     if [[ "$django" == true ]]; then
         prepare_django
     fi

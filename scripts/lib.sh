@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Shell functions both scripts/bench.sh and scripts/soak.sh need, written
-# once. Sourced, not run.
+# Shell functions more than one of scripts/*.sh needs, written once.
+# Sourced, not run.
 
 # Waits for process $1 (a child of this shell) at most $2 seconds, then
 # SIGKILLs it. `tail --pid` returns as soon as the process is gone (it polls
@@ -19,4 +19,16 @@ wait_bounded() {
     wait_status=0
     { wait "$pid"; } 2>/dev/null || wait_status=$?
     [[ "$killed" == false ]]
+}
+
+# Every version of a package in Cargo.lock (a crate can appear twice), run
+# from the repository's root: scripts/sysinfo.sh's table, and bench.sh's
+# `chat-loadgen machine --crate`.
+lock_versions() {
+    awk -v want="$1" '
+        /^\[\[package\]\]/ { name = "" }
+        /^name = /         { name = $3; gsub(/"/, "", name) }
+        /^version = / && name == want { v = $3; gsub(/"/, "", v); out = out (out ? ", " : "") v }
+        END { print (out ? out : "not in Cargo.lock") }
+    ' Cargo.lock
 }

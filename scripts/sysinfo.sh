@@ -10,6 +10,8 @@
 # scripts/bench.sh writes its output into each results/<run>/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 # Reads a /proc or /sys file, or says why it could not (no such file on this
 # kernel, or a sandbox hiding it), so that one missing value never aborts a
@@ -37,16 +39,6 @@ commit_line() {
         dirty="clean"
     fi
     printf "\`%s\` (%s)" "$sha" "$dirty"
-}
-
-# Every version of a package in Cargo.lock (a crate can appear twice).
-lock_versions() {
-    awk -v want="$1" '
-        /^\[\[package\]\]/ { name = "" }
-        /^name = /         { name = $3; gsub(/"/, "", name) }
-        /^version = / && name == want { v = $3; gsub(/"/, "", v); out = out (out ? ", " : "") v }
-        END { print (out ? out : "not in Cargo.lock") }
-    ' Cargo.lock
 }
 
 cpu_model() {

@@ -11,8 +11,9 @@ use anyhow::bail;
 use crate::client::Target;
 use crate::fanout::{self, FanoutParams};
 use crate::progress::Progress;
-use crate::record::{CapacityResults, CapacityStep, Deployment, FanoutResults, ProcessFigures};
 use crate::sampler::Watch;
+use chat_record::verdict;
+use chat_record::{CapacityResults, CapacityStep, Deployment, FanoutResults, ProcessFigures};
 
 /// What a capacity search does.
 #[derive(Debug, Clone)]
@@ -47,17 +48,11 @@ pub struct CapacityOutcome {
     pub warnings: Vec<String>,
 }
 
-/// Whether a step held: p99 within the SLO and nothing went wrong.
-pub fn held(results: &FanoutResults, slo: Duration) -> bool {
-    results.latency_us.count > 0
-        && results.latency_us.p99_us <= slo.as_micros() as u64
-        && results.lost == 0
-        && results.late == 0
-        && results.missed_by_closed == 0
-        && results.duplicated == 0
-        && results.error_replies == 0
-        && results.connect_failures == 0
-        && results.close_codes.is_empty()
+/// Whether a step held: it kept up at its offered rate and its p99 is
+/// within the SLO ([`chat_record::verdict::step_held`], the one rule).
+pub fn held(results: &FanoutResults, params: &FanoutParams, slo: Duration) -> bool {
+    let offered = params.clients as f64 * params.senders_per_room as f64 * params.rate_per_s;
+    verdict::step_held(results, offered, slo.as_secs_f64() * 1000.0)
 }
 
 /// Checks the steps and the senders against each other: every step, the
@@ -97,7 +92,7 @@ pub async fn run(
             ..params.fanout.clone()
         };
         let outcome = fanout::run(targets, &step, watch, progress).await?;
-        let ok = held(&outcome.results, params.slo);
+        let ok = held(&outcome.results, &step, params.slo);
         tracing::info!(
             clients,
             p99_us = outcome.results.latency_us.p99_us,
@@ -135,20 +130,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_step_holds_only_within_the_slo_and_without_loss() {
-        let mut results = FanoutResults::default();
+    fn a_step_holds_only_within_the_slo_and_at_the_offered_rate() {
+        let mut step = search(100, 1).fanout;
+        step.clients = 100;
+        let offered = 100.0 * step.rate_per_s;
+        let mut results = FanoutResults {
+            sent: 10,
+            deliveries_per_s: offered,
+            ..FanoutResults::default()
+        };
         results.latency_us.count = 10;
         results.latency_us.p99_us = 200_000;
         let slo = Duration::from_millis(250);
-        assert!(held(&results, slo));
+        assert!(held(&results, &step, slo));
         results.latency_us.p99_us = 250_001;
-        assert!(!held(&results, slo));
+        assert!(!held(&results, &step, slo));
         results.latency_us.p99_us = 1;
-        results.lost = 1;
-        assert!(!held(&results, slo));
-        results.lost = 0;
+        results.deliveries_per_s = offered / 2.0;
+        assert!(!held(&results, &step, slo));
+        results.deliveries_per_s = offered;
         results.close_codes.insert("1013".into(), 1);
-        assert!(!held(&results, slo));
+        assert!(!held(&results, &step, slo));
     }
 
     fn search(start: u64, senders: u64) -> CapacityParams {

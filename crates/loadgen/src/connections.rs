@@ -25,9 +25,9 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{Connection, Target, spread};
 use crate::fanout::run_tag;
 use crate::progress::Progress;
-use crate::record::{ConnectionsResults, Deployment, ProcessFigures};
 use crate::sampler::{self, Reading, Samplers, Share, Watch};
 use crate::tally::SharedHistogram;
+use chat_record::{ConnectionsResults, Deployment, ProcessFigures};
 
 /// Members per room: idle connections are spread over rooms of this size.
 const ROOM_SIZE: u64 = 100;

@@ -43,10 +43,10 @@ use crate::arrivals::{ARRIVAL_SLOTS, Arrivals, PUBLISH_EVERY, Stop, Unpublished}
 use crate::client::{Connection, Target, spread};
 use crate::probe::{Probe, Received};
 use crate::progress::Progress;
-use crate::record::{Deployment, FanoutResults, ProcessFigures, UrlResults};
 use crate::sampler::{Samplers, Share, Watch};
 use crate::schedule::Schedule;
 use crate::tally::{self, ReceiverTally, SharedHistogram, Window};
+use chat_record::{Deployment, FanoutResults, ProcessFigures, UrlResults};
 
 /// Time between connecting the last client and the first scheduled send.
 const START_DELAY: Duration = Duration::from_millis(200);

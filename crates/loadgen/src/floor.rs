@@ -50,8 +50,8 @@ use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
 use crate::probe::Probe;
-use crate::record::{FloorBatch, FloorResults, ProcessFigures};
 use crate::sampler::Sampler;
+use chat_record::{FloorBatch, FloorResults, ProcessFigures};
 
 /// Connection pairs written to by default: as many sockets as a 1,000-client
 /// fan-out writes to, so that the sockets' state does not all fit in the

@@ -15,7 +15,10 @@
 //! And one without a server, [`floor`]: what one thread's `write()` of a
 //! server's frame to a loopback socket costs here, one frame per call and
 //! several, so that a server's CPU per delivery can be stated as a multiple
-//! of what the kernel alone costs.
+//! of what the kernel alone costs. Two commands serve the sweep
+//! (`scripts/bench.sh`) without any load: [`machine`] writes the machine it
+//! runs on as data, and [`verdict`] says whether the last run of a runs file
+//! kept up.
 //!
 //! A scenario drives one URL, or several: server processes sharing rooms
 //! through a channel layer (Redis), its clients spread over them
@@ -26,7 +29,7 @@
 //! memory, CPU and context switches from `/proc` during the run, and those
 //! of any other process named (the Redis server) and the load generator's
 //! own, so a run can say when the load generator (not the server) was the
-//! bottleneck. Every run becomes one [`record::Record`]: printed as a
+//! bottleneck. Every run becomes one [`chat_record::Record`]: printed as a
 //! table ([`summary`]) and appended as a JSON line.
 
 mod arrivals;
@@ -35,14 +38,16 @@ pub mod client;
 pub mod connections;
 pub mod fanout;
 pub mod floor;
+pub mod machine;
 pub mod probe;
 pub mod progress;
-pub mod record;
+
 pub mod sampler;
 pub mod schedule;
 pub mod soak;
 pub mod summary;
 pub mod tally;
+pub mod verdict;
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -50,7 +55,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::record::{Latency, ProcessFigures};
+use chat_record::{Latency, ProcessFigures};
 
 /// Send lag (p99) past which a run warns that its senders fell behind.
 const LAG_WARNING_US: u64 = 50_000;
@@ -105,7 +110,7 @@ pub fn loadgen_warnings(
     warnings
 }
 
-/// Appends `record` (a [`record::Record`], or a soak's record) to `path` as one
+/// Appends `record` (a [`chat_record::Record`], or a soak's record) to `path` as one
 /// JSON line, creating the file (and its directory) if needed.
 pub fn append_json(path: &Path, record: &impl serde::Serialize) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

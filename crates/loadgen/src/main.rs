@@ -11,11 +11,13 @@ use chat_loadgen::client::resolve_all;
 use chat_loadgen::connections::{self, ConnectionsParams};
 use chat_loadgen::fanout::{self, BusyRoom, FanoutParams};
 use chat_loadgen::floor::{self, FloorParams};
+use chat_loadgen::machine::{self, MachineArgs};
 use chat_loadgen::progress::Progress;
-use chat_loadgen::record::{Deployment, Params, Record, Results};
 use chat_loadgen::sampler::Watch;
 use chat_loadgen::soak::{self, args::SoakArgs};
+use chat_loadgen::verdict::{self, VerdictArgs};
 use chat_loadgen::{append_json, current_commit, loadgen_warnings, now_rfc3339, summary};
+use chat_record::{Deployment, Params, Record, Results};
 use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Parser, Subcommand};
 
@@ -91,6 +93,13 @@ enum Scenario {
     /// descriptors and CPU sampled; fails unless everything was delivered
     /// and answered as the protocol says.
     Soak(SoakArgs),
+    /// No load: the machine a sweep runs on (cores, memory, kernel limits,
+    /// pinning, commit), written as JSON (`machine.json`).
+    Machine(MachineArgs),
+    /// No load: whether the last run of a runs file kept up. Prints
+    /// `VERDICT DELIVERED_PER_S OFFERED_PER_S`; exits 0 if it kept up, 1 if
+    /// not, 2 if there is no fan-out record to judge.
+    Verdict(VerdictArgs),
 }
 
 /// Options of the write floor (it drives no server, so none of [`Common`]'s
@@ -335,6 +344,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Scenario::Verdict(args) = &cli.scenario {
+        // Its own exit statuses: a script reads them.
+        return verdict::main(args);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
@@ -355,6 +368,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         | Scenario::Connections { common, .. } => common,
         Scenario::Floor(args) => return run_floor(args),
         Scenario::Soak(args) => return soak::args::main(args, command_line()),
+        Scenario::Machine(args) => return machine::main(args),
+        Scenario::Verdict(_) => anyhow::bail!("the verdict is given by `verdict::main`"),
     };
     let workers = common
         .workers
@@ -471,6 +486,9 @@ async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> a
         // Dispatched before any server is resolved, in `run`.
         Scenario::Floor(_) => anyhow::bail!("the write floor drives no server"),
         Scenario::Soak(_) => anyhow::bail!("the soak is run by `soak::args::main`"),
+        Scenario::Machine(_) | Scenario::Verdict(_) => {
+            anyhow::bail!("`machine` and `verdict` drive no server")
+        }
     };
     // Against several server processes, the busiest is the one the load
     // generator's CPU is weighed against.
@@ -604,8 +622,9 @@ fn recorded_params(scenario: &Scenario, common: &Common) -> Params {
             params.hold_s = Some(*hold);
             params.source_addrs = Some(u64::from(*source_addrs));
         }
-        // Recorded by `run_floor`, and the soak by its own record.
-        Scenario::Floor(_) | Scenario::Soak(_) => {}
+        // Recorded by `run_floor`, and the soak by its own record; the
+        // machine and the verdict record no run.
+        Scenario::Floor(_) | Scenario::Soak(_) | Scenario::Machine(_) | Scenario::Verdict(_) => {}
     }
     params
 }

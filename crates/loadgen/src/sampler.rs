@@ -20,7 +20,7 @@ use procfs::process::Process;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::record::{
+use chat_record::{
     Deployment, ProcessFigures, ProcessSample, ServerProcess, ServerTotal, per_1000_deliveries,
 };
 

@@ -2,7 +2,8 @@
 
 use std::fmt::Write;
 
-use crate::record::{
+use chat_record::verdict::{Verdict, judge_record};
+use chat_record::{
     Deployment, FanoutResults, FloorResults, Latency, Params, ProcessFigures, Record, Results,
     ServerTotal, UrlResults,
 };
@@ -34,7 +35,10 @@ pub fn render(record: &Record) -> String {
         let _ = writeln!(out, "  server flags: {flags}");
     }
     match &record.results {
-        Results::Fanout(results) => fanout(&mut out, results),
+        Results::Fanout(results) => {
+            fanout(&mut out, results);
+            verdict(&mut out, record);
+        }
         Results::Capacity(results) => {
             let _ = writeln!(
                 out,
@@ -146,6 +150,45 @@ fn fanout(out: &mut String, results: &FanoutResults) {
             let _ = writeln!(out, "  {line}");
         }
     }
+}
+
+/// What a fan-out run showed, as `chat_record::verdict` judges it.
+fn verdict(out: &mut String, record: &Record) {
+    let Some(j) = judge_record(record) else {
+        return;
+    };
+    let said = match j.verdict {
+        Verdict::KeptUp => "kept up",
+        Verdict::FellBehind => "fell behind",
+        Verdict::Closed => "closed members",
+        Verdict::Refused => "refused clients",
+        Verdict::Lost => "lost, duplicated or reordered deliveries",
+        Verdict::NothingSent => "nothing sent",
+    };
+    let _ = if j.kept_up() {
+        writeln!(out, "  verdict: {said}")
+    } else {
+        writeln!(
+            out,
+            "  verdict: {said}: {} of {} deliveries/s",
+            thousands(j.delivered_per_s),
+            thousands(j.offered_per_s)
+        )
+    };
+}
+
+/// `71,883`: a rate (not negative) rounded to a whole number, its
+/// thousands separated.
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut grouped = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
 }
 
 /// The write floor: one line per batch size.
@@ -308,7 +351,7 @@ fn short(commit: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{CapacityResults, CapacityStep, Record};
+    use chat_record::{CapacityResults, CapacityStep, Record};
 
     fn capacity_record(params: Params) -> Record {
         Record {
@@ -359,7 +402,7 @@ mod tests {
 
     #[test]
     fn several_servers_are_shown_each_and_in_all() {
-        use crate::record::{ServerProcess, ServerTotal};
+        use chat_record::{ServerProcess, ServerTotal};
 
         let urls = ["ws://127.0.0.1:1".to_owned(), "ws://127.0.0.1:2".to_owned()];
         let mut record = capacity_record(Params::default());
@@ -415,6 +458,45 @@ mod tests {
         assert!(text.contains("   servers: 2 processes "), "{text}");
         assert!(text.contains("     redis: pid 13 "), "{text}");
         assert!(!text.contains("    server: "), "{text}");
+    }
+
+    #[test]
+    fn a_fanout_run_states_its_verdict() {
+        let mut record = capacity_record(Params {
+            clients: Some(1000),
+            rooms: Some(1),
+            senders_per_room: Some(1),
+            rate_per_s: Some(100.0),
+            ..Params::default()
+        });
+        let behind = FanoutResults {
+            sent: 1000,
+            expected_deliveries: 1_000_000,
+            delivered: 1_000_000,
+            deliveries_per_s: 71_883.2,
+            ..FanoutResults::default()
+        };
+        record.results = Results::Fanout(behind.clone());
+        let text = render(&record);
+        assert!(
+            text.contains("\n  verdict: fell behind: 71,883 of 100,000 deliveries/s\n"),
+            "{text}"
+        );
+        record.results = Results::Fanout(FanoutResults {
+            deliveries_per_s: 99_614.2,
+            ..behind
+        });
+        let text = render(&record);
+        assert!(text.contains("\n  verdict: kept up\n"), "{text}");
+        assert!(!text.contains("of 100,000"), "{text}");
+    }
+
+    #[test]
+    fn thousands_are_separated() {
+        assert_eq!(thousands(0.4), "0");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(1000.0), "1,000");
+        assert_eq!(thousands(3_958_881.3), "3,958,881");
     }
 
     #[test]

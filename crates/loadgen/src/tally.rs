@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use hdrhistogram::Histogram;
 
 use crate::probe::Probe;
-use crate::record::Latency;
+use chat_record::Latency;
 
 /// Latencies buffered per receiver before they go to the shared histogram.
 pub const FLUSH_EVERY: usize = 1024;

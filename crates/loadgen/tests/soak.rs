@@ -10,9 +10,9 @@
 use std::time::Duration;
 
 use chat_loadgen::client::Target;
-use chat_loadgen::soak::record::SoakRecord;
 use chat_loadgen::soak::{self, SoakConfig};
 use chat_protocol::ServerConfig;
+use chat_record::soak::SoakRecord;
 
 /// A few seconds of every part of the load.
 fn config(label: &str) -> SoakConfig {

@@ -48,12 +48,6 @@ pub fn sig(x: f64) -> String {
     s
 }
 
-/// A latency given in microseconds, shown in milliseconds: `412` → `0.412`.
-pub fn ms(us: u64) -> String {
-    let ms = us as f64 / 1000.0;
-    sig(ms)
-}
-
 /// A rate or other float that reads best as a plain number: `100.0` →
 /// `100`, `0.5` → `0.5`, a whole number with thousands separators: `2000.0`
 /// → `2,000`.
@@ -75,22 +69,6 @@ pub fn plain(x: f64) -> String {
 /// `1.23%`.
 pub fn percent(fraction: f64) -> String {
     format!("{}%", sig(fraction * 100.0))
-}
-
-/// KiB shown in MiB: `20480` → `20.0`.
-pub fn mib(kib: u64) -> String {
-    let mib = kib as f64 / 1024.0;
-    sig(mib)
-}
-
-/// `n` followed by the noun, pluralised with an `s` unless `n` is 1:
-/// `plural(1, "room")` → `1 room`, `plural(1000, "client")` → `1,000 clients`.
-pub fn plural(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{} {noun}s", count(n))
-    }
 }
 
 /// Text made safe for one markdown table cell: no pipes, no line breaks,
@@ -134,20 +112,11 @@ mod tests {
     }
 
     #[test]
-    fn latencies_in_milliseconds() {
-        assert_eq!(ms(412), "0.412");
-        assert_eq!(ms(12_345), "12.3");
-        assert_eq!(ms(2_000_000), "2,000");
-    }
-
-    #[test]
-    fn plain_numbers_and_plurals() {
+    fn plain_numbers_and_percentages() {
         assert_eq!(plain(100.0), "100");
         assert_eq!(plain(0.5), "0.5");
         assert_eq!(plain(2000.0), "2,000");
         assert_eq!(plain(-3.0), "-3");
-        assert_eq!(plural(1, "room"), "1 room");
-        assert_eq!(plural(1000, "client"), "1,000 clients");
         assert_eq!(percent(0.0123), "1.23%");
     }
 

@@ -2,7 +2,9 @@
 //!
 //! The bench script writes one directory per session, `results/<date>-<host>/`,
 //! holding `runs.jsonl` (one [`Record`] per line, appended by the load
-//! generator) and `README.md` (the machine, the commit, the exact commands).
+//! generator), `README.md` (the exact commands, and how each ended) and
+//! `machine.json` (the [`Machine`]: cores, limits, commit; absent from runs
+//! made before it existed, and then the report says so).
 //! A directory missing either is not a finished run and is ignored, so a
 //! half-written session never becomes the report, and neither does any
 //! other directory of `results/` (`plots/`, `soak/`).
@@ -17,13 +19,16 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use chat_loadgen::record::Record;
-use chat_loadgen::soak::record::SoakRecord;
+use chat_record::Record;
+use chat_record::machine::Machine;
+use chat_record::soak::SoakRecord;
 
 /// The raw data file of a run directory.
 pub const RUNS_FILE: &str = "runs.jsonl";
 /// The description of a run directory (machine, commit, commands).
 pub const README_FILE: &str = "README.md";
+/// The machine of a run directory, as data.
+pub const MACHINE_FILE: &str = "machine.json";
 /// The directory, under the results directory, of the soak directories.
 pub const SOAK_DIR: &str = "soak";
 /// The raw data file of a soak directory.
@@ -36,8 +41,8 @@ pub struct RunDir {
     pub dir: PathBuf,
     /// Its directory name (`<date>-<host>`).
     pub name: String,
-    /// Its `README.md`, verbatim.
-    pub readme: String,
+    /// Its machine, if recorded.
+    pub machine: Option<Machine>,
     /// Its records, in file order.
     pub records: Vec<Record>,
     /// Its `profile.tsv`, verbatim, if it has one.
@@ -47,10 +52,6 @@ pub struct RunDir {
 /// One soak directory, read.
 #[derive(Debug)]
 pub struct SoakDir {
-    /// Where it is.
-    pub dir: PathBuf,
-    /// Its `README.md`, verbatim, if it has one (the report links it).
-    pub readme: Option<String>,
     /// Its records, one per server soaked, in file order.
     pub records: Vec<SoakRecord>,
 }
@@ -161,11 +162,7 @@ pub fn read_soak(dir: &Path) -> Result<SoakDir> {
         })
         .collect::<Result<Vec<SoakRecord>>>()
         .with_context(|| format!("in {}", path.display()))?;
-    Ok(SoakDir {
-        dir: dir.to_path_buf(),
-        readme: fs::read_to_string(dir.join(README_FILE)).ok(),
-        records,
-    })
+    Ok(SoakDir { records })
 }
 
 /// A directory's last component, or the whole path if it has none.
@@ -184,15 +181,20 @@ pub fn read_run(dir: &Path) -> Result<RunDir> {
     let runs = fs::read_to_string(&runs_path)
         .with_context(|| format!("reading {}", runs_path.display()))?;
     let records = parse_records(&runs).with_context(|| format!("in {}", runs_path.display()))?;
-    let readme_path = dir.join(README_FILE);
-    let readme = fs::read_to_string(&readme_path)
-        .with_context(|| format!("reading {}", readme_path.display()))?;
-    let name = dir_name(dir);
-    let profile = fs::read_to_string(dir.join(crate::profile::PROFILE_FILE)).ok();
+    let machine_path = dir.join(MACHINE_FILE);
+    let machine = match fs::read_to_string(&machine_path) {
+        Ok(text) => Some(
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a machine record", machine_path.display()))?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", machine_path.display())),
+    };
+    let profile = fs::read_to_string(dir.join(crate::floor::PROFILE_FILE)).ok();
     Ok(RunDir {
         dir: dir.to_path_buf(),
-        name,
-        readme,
+        name: dir_name(dir),
+        machine,
         records,
         profile,
     })
@@ -212,103 +214,55 @@ pub fn parse_records(text: &str) -> Result<Vec<Record>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testdata::{TempDir, fanout_record, soak_record, write_run, write_soak};
+    use crate::testdata::fanout_record;
+
+    fn write_run(dir: &Path, machine: Option<&str>) {
+        fs::create_dir_all(dir).expect("mkdir");
+        let line =
+            serde_json::to_string(&fanout_record("sync", 10, 1, 100.0, 1000.0)).expect("json");
+        fs::write(dir.join(RUNS_FILE), format!("{line}\n")).expect("write");
+        fs::write(dir.join(README_FILE), "run").expect("write");
+        if let Some(m) = machine {
+            fs::write(dir.join(MACHINE_FILE), m).expect("write");
+        }
+    }
 
     #[test]
-    fn newest_complete_run_is_selected() {
-        let tmp = TempDir::new("load-newest");
+    fn the_newest_complete_full_run_is_selected() {
+        let tmp = tempfile::tempdir().expect("tmp");
         let results = tmp.path();
-        write_run(
-            &results.join("2025-01-01-a"),
-            &[fanout_record("sync", 10, 1)],
-            "old",
-        );
+        write_run(&results.join("2025-01-01-a"), None);
         write_run(
             &results.join("2025-02-01-a"),
-            &[fanout_record("sync", 10, 1)],
-            "new",
+            Some(
+                r#"{"commit":"abc","clean":true,"started_at":"","command":"","mode":"full","host":"h","cpu_model":"","cores_online":2,"cores_usable":2,"memory_kib":1,"kernel":"","rustc":"","pinning":{"server_cpus":null,"loadgen_cpus":null},"limits":{},"raised":[],"crates":{}}"#,
+            ),
         );
+        write_run(&results.join("2025-03-01-a-quick"), None);
         // Newer by name, but incomplete: no README.md.
-        let incomplete = results.join("2025-03-01-a");
+        let incomplete = results.join("2025-04-01-a");
         fs::create_dir_all(&incomplete).expect("mkdir");
         fs::write(incomplete.join(RUNS_FILE), "").expect("write");
 
-        let dirs = find_run_dirs(results).expect("find");
-        assert_eq!(dirs.len(), 2);
         let chosen = select_run(results, None).expect("select");
         assert_eq!(chosen, results.join("2025-02-01-a"));
         let run = read_run(&chosen).expect("read");
-        assert_eq!(run.name, "2025-02-01-a");
         assert_eq!(run.records.len(), 1);
-        assert!(run.readme.contains("new"));
-
+        assert_eq!(run.machine.map(|m| m.cores_online), Some(2));
+        assert!(
+            read_run(&results.join("2025-01-01-a"))
+                .expect("read")
+                .machine
+                .is_none()
+        );
         assert!(select_run(results, Some(&incomplete)).is_err());
     }
 
     #[test]
-    fn empty_results_is_an_error() {
-        let tmp = TempDir::new("load-empty");
-        assert!(select_run(tmp.path(), None).is_err());
-    }
-
-    #[test]
-    fn bad_line_is_named() {
-        let good = serde_json::to_string(&fanout_record("sync", 10, 1)).expect("json");
-        let text = format!("{good}\n\n{{\"scenario\": 1}}\n");
-        let err = parse_records(&text).expect_err("line 3 is bad");
+    fn a_bad_line_is_named() {
+        let good =
+            serde_json::to_string(&fanout_record("sync", 10, 1, 100.0, 1000.0)).expect("json");
+        let err = parse_records(&format!("{good}\n\n{{\"scenario\": 1}}\n")).expect_err("bad");
         assert!(format!("{err:#}").contains("line 3"), "{err:#}");
-        assert_eq!(parse_records(&format!("{good}\n\n")).expect("ok").len(), 1);
-    }
-
-    #[test]
-    fn the_soak_is_found_apart_from_the_runs() {
-        let tmp = TempDir::new("load-soak");
-        let results = tmp.path();
-        assert!(select_soak(results, None).expect("none").is_none());
-        write_run(
-            &results.join("2025-01-01-a"),
-            &[fanout_record("sync", 10, 1)],
-            "run",
-        );
-        let soak = [soak_record("sync", &[4.0, 20.0, 20.0], 10, 10)];
-        write_soak(&results.join("soak/2025-02-01-a"), &soak, "old");
-        write_soak(&results.join("soak/2025-03-01-a"), &soak, "new");
-        write_soak(&results.join("soak/2025-04-01-a-quick"), &soak, "smoke");
-        // Newer by name, but without soak.jsonl.
-        fs::create_dir_all(results.join("soak/2025-05-01-a")).expect("mkdir");
-        // Even with a README.md of its own, `soak/` is not a run.
-        fs::write(results.join("soak/README.md"), "soaks").expect("write");
-
-        assert_eq!(
-            find_run_dirs(results).expect("find"),
-            [results.join("2025-01-01-a")]
-        );
-        let newest = select_soak(results, None).expect("select").expect("a soak");
-        assert_eq!(newest, results.join("soak/2025-03-01-a"));
-        let read = read_soak(&newest).expect("read");
-        assert_eq!(read.records.len(), 1);
-        assert_eq!(read.readme.as_deref(), Some("new"));
-
-        let quick = results.join("soak/2025-04-01-a-quick");
-        assert_eq!(
-            select_soak(results, Some(&quick)).expect("chosen"),
-            Some(quick)
-        );
-        assert!(select_soak(results, Some(&results.join("soak/2025-05-01-a"))).is_err());
-        assert!(select_soak(results, Some(&results.join("2025-01-01-a"))).is_err());
-    }
-
-    #[test]
-    fn a_bad_soak_line_is_named() {
-        let tmp = TempDir::new("load-soak-bad");
-        let dir = tmp.path().join("soak/2025-01-01-a");
-        write_soak(&dir, &[soak_record("sync", &[4.0], 1, 1)], "r");
-        let good = fs::read_to_string(dir.join(SOAK_FILE)).expect("read");
-        fs::write(dir.join(SOAK_FILE), format!("{good}\n{{\"server\": 1}}\n")).expect("write");
-        let err = read_soak(&dir).expect_err("line 3 is bad");
-        assert!(
-            format!("{err:#}").contains("line 3 is not a soak record"),
-            "{err:#}"
-        );
     }
 }

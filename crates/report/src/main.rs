@@ -1,27 +1,17 @@
-//! `chat-report`: turns the load generator's raw runs into
-//! `results/REPORT.md` and `results/plots/*.svg`.
+//! `chat-report`: turns a benchmark run's raw data into `REPORT.md`, the
+//! run's `RUNS.md` and SVG plots.
 //!
-//! The report is generated, never edited: every number in it, prose
-//! included, is computed from `runs.jsonl`, so it can be regenerated after a
-//! new run (or a fix to this program) without anyone re-reading the data by
-//! hand. The modules follow the report's making:
+//! The report is generated, never edited: every figure comes from the run's
+//! `runs.jsonl` (and `machine.json`, `profile.tsv`, and the newest soak),
+//! and every judgement on a run (kept up or fell behind, lost, like for
+//! like) from `chat_record::verdict`. The modules follow the report:
 //!
-//! * `load`: find the run directories, read `runs.jsonl` and `README.md`,
-//!   and find and read the soak (`results/soak/<dir>/soak.jsonl`);
-//! * `readme`: the machine's cores and thread limits, from that README;
-//! * `data`: sort the records by scenario and server, derive figures;
-//! * `tables`, `plots`: the markdown tables, the SVG plots;
-//! * `text`, `discussion`, `scoreboard`, `compare`: the prose around the
-//!   numbers, the discussion, its closing scoreboard, and the comparison
-//!   words both choose from the data;
-//! * `history`: the history experiments (SQLite, the database bridges, a
-//!   quiet room beside a busy one), their tables, plot and explanation;
-//! * `layers`: the channel-layer experiments (rooms in memory or on Redis,
-//!   several processes, Redis shards, a room shared with Django), their
-//!   tables, plots and explanation;
-//! * `soak`: the endurance section: each server under a long steady load,
-//!   what it lost, and whether its memory, threads and descriptors stayed
-//!   flat, with their plot;
+//! * `load`: find and read the run and the soak;
+//! * `data`: each fan-out run judged once ([`data::Fan`]);
+//! * `headline`: the first screen's table and the verdict's figures;
+//! * `fanout`, `connections`, `history`, `layers`, `soak`, `floor`,
+//!   `variants`: one section each;
+//! * `plots`: the SVG plots; `render`: the templates (all the words);
 //! * `report`: put them together and write the files.
 
 use std::path::PathBuf;
@@ -30,47 +20,48 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Parser;
 
-mod compare;
+mod connections;
 mod data;
-mod discussion;
-mod experiments;
+mod fanout;
+mod floor;
 mod format;
+mod headline;
 mod history;
 mod layers;
 mod load;
 mod plots;
-mod profile;
-mod readme;
+mod render;
 mod report;
-mod scoreboard;
 mod soak;
-mod tables;
-mod targets;
 #[cfg(test)]
 mod testdata;
-mod text;
+#[cfg(test)]
+mod tests;
+mod variants;
 
-/// Writes `REPORT.md` and SVG plots from the newest benchmark run and soak.
+/// Writes `REPORT.md`, the run's `RUNS.md` and SVG plots from a benchmark
+/// run and the newest soak.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// The results directory: run directories (`<date>-<host>/`, each with
-    /// `runs.jsonl` and `README.md`) inside; `REPORT.md` and `plots/` are
-    /// written here.
+    /// The results directory: run directories (`<date>-<host>/`) inside.
     #[arg(long, default_value = "results")]
     results: PathBuf,
-    /// The run directory to report on, instead of the newest (by name)
-    /// under `--results`.
+    /// The run directory to report on, instead of the newest full run under
+    /// `--results`.
     #[arg(long)]
     run: Option<PathBuf>,
-    /// The soak directory to report on (one with `soak.jsonl`), instead of
-    /// the newest (by name) under `--results`/soak.
+    /// The soak directory to report on, instead of the newest under
+    /// `--results`/soak.
     #[arg(long)]
     soak: Option<PathBuf>,
+    /// Where `REPORT.md` and `plots/` go [default: `--results`].
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
-    match run(&Args::parse()) {
+    match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("chat-report: {err:#}");
@@ -79,19 +70,32 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &Args) -> Result<()> {
-    let generated =
-        report::generate_with(&args.results, args.run.as_deref(), args.soak.as_deref())?;
-    println!(
-        "{} written from {}",
-        generated.report.display(),
-        generated.run.display()
+fn run(args: Args) -> Result<()> {
+    let run = load::select_run(&args.results, args.run.as_deref())?;
+    let soak = load::select_soak(&args.results, args.soak.as_deref())?;
+    let out = args.out.clone().unwrap_or_else(|| args.results.clone());
+    let mut command = format!(
+        "cargo run --release -p chat-report -- --results {}",
+        args.results.display()
     );
-    match &generated.soak {
-        Some(soak) => println!("soak from {}", soak.display()),
-        None => println!("no soak found (bash scripts/soak.sh makes one)"),
+    for (flag, value) in [
+        ("--run", &args.run),
+        ("--soak", &args.soak),
+        ("--out", &args.out),
+    ] {
+        if let Some(v) = value {
+            command.push_str(&format!(" {flag} {}", v.display()));
+        }
     }
-    for plot in &generated.plots {
+    let written = report::generate(&report::Paths {
+        run,
+        soak,
+        out,
+        command,
+    })?;
+    println!("{}", written.report.display());
+    println!("{}", written.runs.display());
+    for plot in &written.plots {
         println!("{}", plot.display());
     }
     Ok(())

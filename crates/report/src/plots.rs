@@ -1,14 +1,13 @@
-//! The SVG plots: latency and throughput against clients (one-room fan-out),
-//! threads and memory against connections, and the capacity search.
+//! The SVG plots: p99 against the deliveries offered at 1,000 clients in
+//! one room (the first screen's), p99 against clients in the capacity
+//! search, and RSS against idle connections. Only runs that kept up are
+//! drawn: a run that fell behind has no latency to show.
 //!
 //! Plotters renders to a string with its SVG back end; text is emitted as
-//! SVG `<text>` elements and laid out with plotters' built-in width
-//! estimate, so no font is loaded at build or run time (the viewer's
-//! sans-serif draws the labels). Rendering to a string first means a
-//! failed plot never leaves half a file, and identical data gives
-//! byte-identical files, so regenerating the report is idempotent.
+//! SVG `<text>` elements, so no font is loaded (the viewer's sans-serif
+//! draws the labels). Identical data gives byte-identical files. Every axis
+//! names its unit, and a log axis says so in its label.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
@@ -16,40 +15,25 @@ use anyhow::{Context, Result, anyhow};
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
-use crate::data::{Config, Data, Fanout, median_by_p99};
+use crate::data::{Data, Fan};
 use crate::format;
-use crate::history::{self, HISTORY_PLOT};
-use crate::layers;
+use crate::headline::{Capacity, PEAK_CLIENTS};
 
-/// The directory, under the results directory, that holds the plots.
+/// The directory, beside the report, that holds the plots.
 pub const PLOTS_DIR: &str = "plots";
-
-/// Every plot this module can write.
-#[cfg(test)]
-pub const ALL_PLOTS: [&str; 5] = [
-    LATENCY_PLOT,
-    THROUGHPUT_PLOT,
-    CAPACITY_PLOT,
-    THREADS_PLOT,
-    RSS_PLOT,
-];
-/// p50 and p99 fan-out latency against clients, one room.
-pub const LATENCY_PLOT: &str = "latency-vs-clients.svg";
-/// Deliveries per second against clients, one room.
-pub const THROUGHPUT_PLOT: &str = "throughput-vs-clients.svg";
-/// p99 of each capacity-search step against its clients, with the SLO.
+/// p99 against deliveries offered, 1,000 clients in one room.
+pub const HEADLINE_PLOT: &str = "p99-vs-offered.svg";
+/// p99 against clients, the capacity search.
 pub const CAPACITY_PLOT: &str = "capacity-p99-vs-clients.svg";
-/// Server threads against idle connections held.
-pub const THREADS_PLOT: &str = "threads-vs-connections.svg";
-/// Server RSS against idle connections held.
+/// RSS against idle connections.
 pub const RSS_PLOT: &str = "rss-vs-connections.svg";
 
 const SIZE: (u32, u32) = (1000, 540);
 /// Room right of the plot for the legend, in pixels.
-const LEGEND_WIDTH: u32 = 230;
+const LEGEND_WIDTH: u32 = 200;
 
-/// Colours by server: sync red, async blue, then a fixed palette.
-pub(crate) const PALETTE: [RGBColor; 6] = [
+/// Colours by server, in the report's order.
+const PALETTE: [RGBColor; 6] = [
     RGBColor(214, 39, 40),
     RGBColor(31, 119, 180),
     RGBColor(44, 160, 44),
@@ -58,6 +42,161 @@ pub(crate) const PALETTE: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 const GREY: RGBColor = RGBColor(120, 120, 120);
+
+/// A server's line: its colour and marker by its place in the report.
+fn line(data: &Data<'_>, server: &str, points: Vec<(f64, f64)>) -> Series {
+    let rank = data.servers.iter().position(|s| s == server).unwrap_or(0);
+    let mut points = points;
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Series {
+        label: server.to_owned(),
+        color: PALETTE[rank % PALETTE.len()],
+        dashed: false,
+        marker: [Marker::Circle, Marker::Triangle, Marker::Cross][rank % 3],
+        points,
+    }
+}
+
+/// p99 against deliveries offered: every normal run at 1,000 clients in
+/// one room, one sender, that kept up.
+pub fn headline_chart(data: &Data<'_>) -> Option<Chart> {
+    let fans: Vec<Fan> = data
+        .fans()
+        .into_iter()
+        .filter(|f| f.load.clients == PEAK_CLIENTS && f.load.rooms == 1 && f.load.senders == 1)
+        .filter(Fan::kept_up)
+        .collect();
+    let series = data
+        .servers
+        .iter()
+        .map(|s| {
+            let points = fans
+                .iter()
+                .filter(|f| &f.server == s && f.p99_ms > 0.0)
+                .map(|f| (f.offered_per_s, f.p99_ms))
+                .collect();
+            line(data, s, points)
+        })
+        .collect();
+    nonempty(Chart {
+        title: format!(
+            "p99 latency against load, {} clients in one room (runs that kept up)",
+            format::count(PEAK_CLIENTS)
+        ),
+        x: Axis {
+            desc: "deliveries offered per second".to_owned(),
+            log: true,
+            label: tick_sig,
+        },
+        y: Axis {
+            desc: "p99 latency, ms".to_owned(),
+            log: true,
+            label: tick_sig,
+        },
+        series,
+    })
+}
+
+/// p99 against clients at each capacity step that kept up, with the SLO.
+pub fn capacity_chart(data: &Data<'_>, searches: &[(String, Capacity)]) -> Option<Chart> {
+    let mut series: Vec<Series> = searches
+        .iter()
+        .map(|(server, c)| {
+            let points = c
+                .steps
+                .iter()
+                .filter_map(|&(clients, p99)| Some((clients as f64, p99?)))
+                .filter(|p| p.1 > 0.0)
+                .collect();
+            line(data, server, points)
+        })
+        .collect();
+    let (lo, hi) = extent(series.iter().flat_map(|s| s.points.iter().map(|p| p.0)))?;
+    if let Some((_, c)) = searches.first() {
+        series.push(Series {
+            label: format!("SLO {} ms", format::plain(c.slo_ms)),
+            color: GREY,
+            dashed: true,
+            marker: Marker::None,
+            points: vec![(lo, c.slo_ms), (hi, c.slo_ms)],
+        });
+    }
+    nonempty(Chart {
+        title: "Capacity search: p99 at each step that kept up".to_owned(),
+        x: Axis {
+            desc: "clients in the room".to_owned(),
+            log: false,
+            label: tick_count,
+        },
+        y: Axis {
+            desc: "p99 latency, ms".to_owned(),
+            log: true,
+            label: tick_sig,
+        },
+        series,
+    })
+}
+
+/// Server RSS against idle connections: every connections run that opened
+/// all it asked for.
+pub fn rss_chart(data: &Data<'_>) -> Option<Chart> {
+    let series = data
+        .servers
+        .iter()
+        .map(|s| {
+            let points = data
+                .normal_of(s, "connections")
+                .filter_map(|r| match &r.results {
+                    chat_record::Results::Connections(c) if c.opened == c.target => {
+                        Some((c.opened as f64, c.server_loaded?.rss_kib as f64 / 1024.0))
+                    }
+                    _ => None,
+                })
+                .collect();
+            line(data, s, points)
+        })
+        .collect();
+    nonempty(Chart {
+        title: "Server memory with idle connections open".to_owned(),
+        x: Axis {
+            desc: "idle connections".to_owned(),
+            log: true,
+            label: tick_count,
+        },
+        y: Axis {
+            desc: "RSS, MiB".to_owned(),
+            log: true,
+            label: tick_sig,
+        },
+        series,
+    })
+}
+
+/// Writes each chart that has data as `dir/<file>`, removes the stale
+/// others, and returns the files written.
+pub fn write_all(
+    dir: &Path,
+    charts: Vec<(&'static str, Option<Chart>)>,
+) -> Result<Vec<&'static str>> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut written = Vec::new();
+    for (file, chart) in charts {
+        let path = dir.join(file);
+        match chart {
+            Some(chart) => {
+                let svg = render(&chart).with_context(|| format!("plotting {file}"))?;
+                fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
+                written.push(file);
+            }
+            None => match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
+            },
+        }
+    }
+    Ok(written)
+}
 
 /// One line of a plot.
 #[derive(Debug, Clone)]
@@ -88,17 +227,10 @@ pub enum Marker {
     Cross,
 }
 
-impl Marker {
-    /// The marker of the server in this column of the report.
-    fn nth(i: usize) -> Self {
-        [Marker::Circle, Marker::Triangle, Marker::Cross][i % 3]
-    }
-}
-
 /// An axis: its description, scale and tick labels.
 #[derive(Debug, Clone)]
 pub struct Axis {
-    /// What it measures, with the unit.
+    /// What it measures, with the unit (a log axis adds "log scale").
     pub desc: String,
     /// Logarithmic scale.
     pub log: bool,
@@ -119,15 +251,6 @@ pub struct Chart {
     pub series: Vec<Series>,
 }
 
-/// A plot written, for the report to link.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
-    /// The file name under [`PLOTS_DIR`].
-    pub file: &'static str,
-    /// What it shows.
-    pub title: String,
-}
-
 fn tick_count(v: f64) -> String {
     // Ticks are non-negative counts (clients, connections, threads).
     let n = v.round().max(0.0) as u64;
@@ -136,302 +259,12 @@ fn tick_count(v: f64) -> String {
 
 /// A tick value: three significant digits, without trailing zeros
 /// (`10`, `2.5`, `0.1`), since a tick is exact.
-pub(crate) fn tick_sig(v: f64) -> String {
+fn tick_sig(v: f64) -> String {
     let s = format::sig(v);
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_owned()
     } else {
         s
-    }
-}
-
-/// The color of a server's lines: its column's position in the report.
-fn color_of(data: &Data<'_>, server: &str) -> RGBColor {
-    PALETTE[rank(data, server) % PALETTE.len()]
-}
-
-/// The marker of a server's lines.
-fn marker_of(data: &Data<'_>, server: &str) -> Marker {
-    Marker::nth(rank(data, server))
-}
-
-fn rank(data: &Data<'_>, server: &str) -> usize {
-    data.servers.iter().position(|s| s == server).unwrap_or(0)
-}
-
-/// Whether a set of x values spans enough to read best on a log scale.
-pub(crate) fn spans_decades(xs: impl Iterator<Item = f64>) -> bool {
-    let (min, max) = xs.fold((f64::INFINITY, 0.0_f64), |(lo, hi), x| {
-        (lo.min(x), hi.max(x))
-    });
-    min > 0.0 && max / min >= 10.0
-}
-
-/// The one-room fan-out runs, grouped into lines: per server and load
-/// (everything but the clients), the median run at each client count.
-fn one_room_lines<'a>(data: &Data<'a>) -> Vec<(String, Config, Vec<Fanout<'a>>)> {
-    let mut groups: BTreeMap<(usize, Config), BTreeMap<u64, Vec<Fanout<'a>>>> = BTreeMap::new();
-    for run in &data.fanouts {
-        let config = run.config();
-        let (Some(1), Some(clients)) = (config.rooms, config.clients) else {
-            continue;
-        };
-        let rank = data
-            .servers
-            .iter()
-            .position(|s| s == run.server())
-            .unwrap_or(usize::MAX);
-        groups
-            .entry((rank, config.without_clients()))
-            .or_default()
-            .entry(clients)
-            .or_default()
-            .push(*run);
-    }
-    groups
-        .into_iter()
-        .filter_map(|((rank, load), by_clients)| {
-            let server = data.servers.get(rank)?.clone();
-            let runs: Vec<Fanout<'a>> = by_clients
-                .into_values()
-                .filter_map(|runs| median_by_p99(runs).map(|(run, _)| run))
-                .collect();
-            Some((server, load, runs))
-        })
-        .collect()
-}
-
-/// A line's legend: the server, and its load when the plot holds lines of
-/// several loads (the legend must then tell them apart).
-fn legend_label(server: &str, load: Config, several_loads: bool) -> String {
-    if several_loads {
-        format!("{server} ({})", load.load_label())
-    } else {
-        server.to_owned()
-    }
-}
-
-/// p99 (solid) and p50 (dashed) against clients, one room.
-fn latency_chart(data: &Data<'_>) -> Option<Chart> {
-    let lines = one_room_lines(data);
-    let several = several_loads(&lines);
-    let mut series = Vec::new();
-    for (i, (server, load, runs)) in lines.iter().enumerate() {
-        let color = line_color(data, server, i, several);
-        let label = legend_label(server, *load, several);
-        let points = |get: fn(&Fanout<'_>) -> u64| -> Vec<(f64, f64)> {
-            runs.iter()
-                .filter_map(|r| Some((r.config().clients? as f64, get(r) as f64 / 1000.0)))
-                .filter(|&(_, y)| y > 0.0)
-                .collect()
-        };
-        series.push(Series {
-            label: format!("{label} p99"),
-            color,
-            dashed: false,
-            marker: marker_of(data, server),
-            points: points(|r| r.results.latency_us.p99_us),
-        });
-        series.push(Series {
-            label: format!("{label} p50"),
-            color,
-            dashed: true,
-            marker: marker_of(data, server),
-            points: points(|r| r.results.latency_us.p50_us),
-        });
-    }
-    let clients = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
-    let x_log = spans_decades(clients);
-    nonempty(Chart {
-        title: "Fan-out latency, one room: p99 (solid) and p50 (dashed)".to_owned(),
-        x: Axis {
-            desc: "clients in the room".to_owned(),
-            log: x_log,
-            label: tick_count,
-        },
-        y: Axis {
-            desc: "latency, ms (log scale)".to_owned(),
-            log: true,
-            label: tick_sig,
-        },
-        series,
-    })
-}
-
-/// Deliveries per second against clients, one room.
-fn throughput_chart(data: &Data<'_>) -> Option<Chart> {
-    let lines = one_room_lines(data);
-    let several = several_loads(&lines);
-    let series: Vec<Series> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, (server, load, runs))| Series {
-            label: legend_label(server, *load, several),
-            color: line_color(data, server, i, several),
-            dashed: false,
-            marker: marker_of(data, server),
-            points: runs
-                .iter()
-                .filter_map(|r| Some((r.config().clients? as f64, r.results.deliveries_per_s)))
-                .collect(),
-        })
-        .collect();
-    let x_log = spans_decades(series.iter().flat_map(|s| s.points.iter().map(|p| p.0)));
-    // Deliveries grow with the room: over decades, a log scale keeps the
-    // small rooms readable.
-    let y_log = spans_decades(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
-    nonempty(Chart {
-        title: "Fan-out throughput, one room".to_owned(),
-        x: Axis {
-            desc: "clients in the room".to_owned(),
-            log: x_log,
-            label: tick_count,
-        },
-        y: Axis {
-            desc: if y_log {
-                "deliveries per second (log scale)".to_owned()
-            } else {
-                "deliveries per second".to_owned()
-            },
-            log: y_log,
-            label: tick_sig,
-        },
-        series,
-    })
-}
-
-/// Each capacity step's p99 against its clients, with the SLO as a line.
-fn capacity_chart(data: &Data<'_>) -> Option<Chart> {
-    let mut series = Vec::new();
-    let mut slos = Vec::new();
-    let mut searches = data.capacities.clone();
-    searches.sort_by_key(|c| data.servers.iter().position(|s| s == c.server()));
-    // The senders and their rate: in the title when every search shares
-    // them, else in each line's legend.
-    let mut loads: Vec<String> = searches
-        .iter()
-        .map(|c| c.load().senders_at_rate())
-        .collect();
-    loads.sort();
-    loads.dedup();
-    let shared_load = (loads.len() == 1).then(|| loads[0].clone());
-    for search in searches {
-        let points: Vec<(f64, f64)> = search
-            .results
-            .steps
-            .iter()
-            .map(|s| (s.clients as f64, s.fanout.latency_us.p99_us as f64 / 1000.0))
-            .filter(|&(_, y)| y > 0.0)
-            .collect();
-        if let Some(slo) = search.slo_ms() {
-            slos.push(slo);
-        }
-        let label = match &shared_load {
-            Some(_) => format!("{} p99", search.server()),
-            None => format!(
-                "{} p99 ({})",
-                search.server(),
-                search.load().senders_at_rate()
-            ),
-        };
-        series.push(Series {
-            label,
-            color: color_of(data, search.server()),
-            dashed: false,
-            marker: marker_of(data, search.server()),
-            points,
-        });
-    }
-    slos.sort_by(f64::total_cmp);
-    slos.dedup();
-    let (lo, hi) = x_extent(&series)?;
-    for slo in slos {
-        series.push(Series {
-            label: format!("SLO {} ms", format::plain(slo)),
-            color: GREY,
-            dashed: true,
-            marker: Marker::None,
-            points: vec![(lo, slo), (hi, slo)],
-        });
-    }
-    let x_log = spans_decades([lo, hi].into_iter());
-    nonempty(Chart {
-        title: match &shared_load {
-            Some(load) => format!("Capacity search ({load}): p99 latency at each step"),
-            None => "Capacity search: p99 latency at each step".to_owned(),
-        },
-        x: Axis {
-            desc: "clients in the room".to_owned(),
-            log: x_log,
-            label: tick_count,
-        },
-        y: Axis {
-            desc: "p99 latency, ms (log scale)".to_owned(),
-            log: true,
-            label: tick_sig,
-        },
-        series,
-    })
-}
-
-/// Threads or RSS against connections: per server, the baseline at zero
-/// connections and one point per connections run.
-fn connections_chart(
-    data: &Data<'_>,
-    title: &str,
-    y_desc: &str,
-    get: fn(&chat_loadgen::record::ProcessSample) -> f64,
-) -> Option<Chart> {
-    let mut series = Vec::new();
-    for server in &data.servers {
-        let runs = data.connections_of(server);
-        let mut points = Vec::new();
-        if let Some(before) = runs.first().and_then(|r| r.results.server_before) {
-            points.push((0.0, get(&before)));
-        }
-        points.extend(runs.iter().filter_map(|r| {
-            r.results
-                .server_loaded
-                .map(|loaded| (r.results.opened as f64, get(&loaded)))
-        }));
-        if points.len() > 1 || runs.iter().any(|r| r.results.server_loaded.is_some()) {
-            series.push(Series {
-                label: server.clone(),
-                color: color_of(data, server),
-                dashed: false,
-                marker: marker_of(data, server),
-                points,
-            });
-        }
-    }
-    nonempty(Chart {
-        title: title.to_owned(),
-        x: Axis {
-            desc: "idle connections open".to_owned(),
-            log: false,
-            label: tick_count,
-        },
-        y: Axis {
-            desc: y_desc.to_owned(),
-            log: false,
-            label: tick_sig,
-        },
-        series,
-    })
-}
-
-fn several_loads(lines: &[(String, Config, Vec<Fanout<'_>>)]) -> bool {
-    let mut loads: Vec<Config> = lines.iter().map(|l| l.1).collect();
-    loads.sort();
-    loads.dedup();
-    loads.len() > 1
-}
-
-fn line_color(data: &Data<'_>, server: &str, index: usize, several: bool) -> RGBColor {
-    if several {
-        PALETTE[index % PALETTE.len()]
-    } else {
-        color_of(data, server)
     }
 }
 
@@ -442,10 +275,6 @@ fn nonempty(mut chart: Chart) -> Option<Chart> {
         .iter()
         .any(|s| s.marker != Marker::None)
         .then_some(chart)
-}
-
-fn x_extent(series: &[Series]) -> Option<(f64, f64)> {
-    extent(series.iter().flat_map(|s| s.points.iter().map(|p| p.0)))
 }
 
 fn extent(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
@@ -460,11 +289,7 @@ fn extent(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 /// factor; with `decades`, it extends to whole powers of ten, since plotters
 /// labels a log axis only at powers of ten and a value must be readable at
 /// both ends.
-pub(crate) fn axis_range(
-    log: bool,
-    decades: bool,
-    values: impl Iterator<Item = f64>,
-) -> Option<(f64, f64)> {
+fn axis_range(log: bool, decades: bool, values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     let (lo, hi) = extent(values)?;
     Some(if log {
         if decades {
@@ -562,7 +387,7 @@ fn draw_legend(area: &Area<'_>, chart: &Chart) -> Result<()> {
 /// and at each multiple (2×, 3×, … 9×) when the hint is ten per decade;
 /// [`nice_log_tick`] then labels only 1×, 2× and 5×. `None` for a linear
 /// axis (plotters' default ticks).
-pub(crate) fn log_ticks(log: bool, (lo, hi): (f64, f64)) -> Option<usize> {
+fn log_ticks(log: bool, (lo, hi): (f64, f64)) -> Option<usize> {
     if !log || lo <= 0.0 {
         return None;
     }
@@ -572,7 +397,7 @@ pub(crate) fn log_ticks(log: bool, (lo, hi): (f64, f64)) -> Option<usize> {
 }
 
 /// Whether a log-axis tick gets a label: 1, 2 or 5 times a power of ten.
-pub(crate) fn nice_log_tick(v: f64) -> bool {
+fn nice_log_tick(v: f64) -> bool {
     if v <= 0.0 {
         return false;
     }
@@ -580,7 +405,7 @@ pub(crate) fn nice_log_tick(v: f64) -> bool {
     leading == 1.0 || leading == 2.0 || leading == 5.0 || leading == 10.0
 }
 
-pub(crate) fn plot_error(e: impl std::fmt::Display) -> anyhow::Error {
+fn plot_error(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("drawing a plot: {e}")
 }
 
@@ -618,8 +443,15 @@ where
     let x_fmt = move |v: &f64| label(x_label, x_log, *v);
     let y_fmt = move |v: &f64| label(y_label, y_log, *v);
     let mut mesh = ctx.configure_mesh();
-    mesh.x_desc(chart.x.desc.as_str())
-        .y_desc(chart.y.desc.as_str())
+    let desc = |axis: &Axis| {
+        if axis.log {
+            format!("{} (log scale)", axis.desc)
+        } else {
+            axis.desc.clone()
+        }
+    };
+    mesh.x_desc(desc(&chart.x))
+        .y_desc(desc(&chart.y))
         .x_label_formatter(&x_fmt)
         .y_label_formatter(&y_fmt)
         .bold_line_style(RGBColor(205, 205, 205))
@@ -663,148 +495,4 @@ where
         .map_err(plot_error)?;
     }
     Ok(())
-}
-
-/// Writes every plot the data allows into `dir`, removes the others, and
-/// returns those written.
-pub fn write_all(data: &Data<'_>, dir: &Path) -> Result<Vec<Written>> {
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let charts = [
-        (LATENCY_PLOT, latency_chart(data)),
-        (THROUGHPUT_PLOT, throughput_chart(data)),
-        (CAPACITY_PLOT, capacity_chart(data)),
-        (
-            THREADS_PLOT,
-            connections_chart(
-                data,
-                "Server threads with idle connections open",
-                "threads",
-                |s| s.threads as f64,
-            ),
-        ),
-        (
-            RSS_PLOT,
-            connections_chart(
-                data,
-                "Server resident memory with idle connections open",
-                "RSS, MiB",
-                |s| s.rss_kib as f64 / 1024.0,
-            ),
-        ),
-    ];
-    let mut written = Vec::new();
-    for (file, chart) in charts {
-        let path = dir.join(file);
-        match chart {
-            Some(chart) => {
-                let svg = render(&chart).with_context(|| format!("plotting {file}"))?;
-                fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
-                written.push(Written {
-                    file,
-                    title: chart.title,
-                });
-            }
-            None => remove_stale(&path)?,
-        }
-    }
-    let history = history::plot_chart(data);
-    match &history {
-        Some(bars) => {
-            let path = dir.join(HISTORY_PLOT);
-            let svg =
-                history::render_plot(bars).with_context(|| format!("plotting {HISTORY_PLOT}"))?;
-            fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
-            written.push(Written {
-                file: HISTORY_PLOT,
-                title: bars.title.clone(),
-            });
-        }
-        None => remove_stale(&dir.join(HISTORY_PLOT))?,
-    }
-    for (file, chart) in layers::plot_charts(data) {
-        let path = dir.join(file);
-        match chart {
-            Some(chart) => {
-                let svg = render(&chart).with_context(|| format!("plotting {file}"))?;
-                fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
-                written.push(Written {
-                    file,
-                    title: chart.title,
-                });
-            }
-            None => remove_stale(&path)?,
-        }
-    }
-    Ok(written)
-}
-
-fn remove_stale(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("removing the stale plot {}", path.display())),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testdata::{TempDir, capacity_record, connections_record, fanout_record};
-
-    #[test]
-    fn every_plot_is_svg_with_text_labels() {
-        let records = vec![
-            fanout_record("sync", 10, 1),
-            fanout_record("sync", 100, 1),
-            fanout_record("sync", 1000, 1),
-            fanout_record("async", 10, 1),
-            fanout_record("async", 1000, 1),
-            capacity_record("sync", &[(100, true), (200, false)]),
-            connections_record("sync", 1000, 1000, None),
-            connections_record("async", 1000, 1000, None),
-        ];
-        let data = Data::new(&records);
-        let tmp = TempDir::new("plots-all");
-        let written = write_all(&data, tmp.path()).expect("plots");
-        assert_eq!(written.len(), ALL_PLOTS.len());
-        for file in ALL_PLOTS {
-            let svg = fs::read_to_string(tmp.path().join(file)).expect("written");
-            assert!(
-                svg.starts_with("<svg"),
-                "{file}: {}",
-                &svg[..svg.len().min(80)]
-            );
-            assert!(svg.trim_end().ends_with("</svg>"), "{file}");
-            // Labels are real text, not missing for want of a font.
-            assert!(svg.contains("<text"), "{file}");
-        }
-        let capacity = fs::read_to_string(tmp.path().join(CAPACITY_PLOT)).expect("written");
-        assert!(
-            capacity.contains("Capacity search (1 sender @ 100 msg/s)"),
-            "the senders and rate are in the title"
-        );
-        let latency = fs::read_to_string(tmp.path().join(LATENCY_PLOT)).expect("written");
-        assert!(latency.contains("sync p99") && latency.contains("async p50"));
-        assert!(latency.contains("1,000"), "clients ticks are counts");
-    }
-
-    #[test]
-    fn absent_data_removes_stale_plots() {
-        let tmp = TempDir::new("plots-stale");
-        fs::write(tmp.path().join(THREADS_PLOT), "<svg/>").expect("write");
-        let records = vec![fanout_record("sync", 10, 1)];
-        let data = Data::new(&records);
-        let written = write_all(&data, tmp.path()).expect("plots");
-        let files: Vec<&str> = written.iter().map(|w| w.file).collect();
-        assert_eq!(files, [LATENCY_PLOT, THROUGHPUT_PLOT]);
-        assert!(!tmp.path().join(THREADS_PLOT).exists());
-    }
-
-    #[test]
-    fn identical_data_gives_identical_files() {
-        let records = vec![fanout_record("sync", 10, 1), fanout_record("sync", 50, 1)];
-        let data = Data::new(&records);
-        let chart = latency_chart(&data).expect("chart");
-        assert_eq!(render(&chart).expect("a"), render(&chart).expect("b"));
-    }
 }

@@ -10,9 +10,9 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use crate::client::Target;
-use crate::soak::record::{SoakRecord, SoakSample};
 use crate::soak::{SoakConfig, SoakRun};
 use crate::{current_commit, now_rfc3339};
+use chat_record::soak::{SoakRecord, SoakSample};
 
 /// Options of the soak. The defaults are [`SoakConfig::default`]'s.
 #[derive(Debug, Args)]

@@ -19,7 +19,7 @@ pub mod churn;
 pub mod dial;
 mod heard;
 pub mod member;
-pub mod record;
+
 pub mod sample;
 pub mod slow;
 pub mod state;
@@ -35,11 +35,11 @@ use tokio::time::{Instant, sleep};
 
 use crate::client::Target;
 use crate::fanout::run_tag;
-use crate::record::Latency;
 use crate::soak::member::{Member, MemberEnd};
-use crate::soak::record::{SoakParams, SoakSample, SoakTotals};
 use crate::soak::state::{Open, Shared, get};
 use crate::tally::SharedHistogram;
+use chat_record::Latency;
+use chat_record::soak::{SoakParams, SoakSample, SoakTotals};
 
 /// From the last member's connection to the first message, µs: time for
 /// every member task to be waiting on its socket.

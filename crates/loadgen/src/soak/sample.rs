@@ -14,8 +14,8 @@ use anyhow::Context;
 use tokio::time::{Instant, sleep, sleep_until};
 
 use crate::sampler;
-use crate::soak::record::SoakSample;
 use crate::soak::state::{Shared, get};
+use chat_record::soak::SoakSample;
 
 /// Open file descriptors of `pid`.
 pub fn fds(pid: u32) -> anyhow::Result<u64> {

@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use crate::soak::member::{MemberEnd, Room};
-use crate::soak::record::{SoakSample, SoakTotals};
 use crate::soak::slow::Burst;
 use crate::soak::state::{Shared, get};
+use chat_record::soak::{SoakSample, SoakTotals};
 
 /// Missing ranges shown per member and sender.
 const RANGES_SHOWN: usize = 5;
