@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use chat_record::Results;
+use chat_record::{ConnectionsResults, Results};
 
 use crate::data::Data;
 
@@ -26,6 +26,21 @@ pub struct Cell {
     pub failure: Option<String>,
 }
 
+impl Cell {
+    /// The figures of a connections run.
+    pub fn of(c: &ConnectionsResults) -> Self {
+        Self {
+            opened: c.opened,
+            target: c.target,
+            all: c.opened == c.target && c.failed == 0,
+            rss_kib: c.rss_per_connection_kib,
+            threads: c.threads_per_connection,
+            handshakes_per_s: c.handshakes_per_s,
+            failure: c.first_failure.clone(),
+        }
+    }
+}
+
 /// One target and each server's run at it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
@@ -42,21 +57,7 @@ pub fn rows(data: &Data<'_>) -> Vec<Row> {
         .iter()
         .filter(|r| crate::data::is_normal(r))
         .filter_map(|r| match &r.results {
-            Results::Connections(c) => {
-                let all = c.opened == c.target && c.failed == 0;
-                Some((
-                    r.server.as_str(),
-                    Cell {
-                        opened: c.opened,
-                        target: c.target,
-                        all,
-                        rss_kib: c.rss_per_connection_kib,
-                        threads: c.threads_per_connection,
-                        handshakes_per_s: c.handshakes_per_s,
-                        failure: c.first_failure.clone(),
-                    },
-                ))
-            }
+            Results::Connections(c) => Some((r.server.as_str(), Cell::of(c))),
             _ => None,
         })
         .collect();

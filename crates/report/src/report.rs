@@ -169,7 +169,9 @@ pub fn generate(paths: &Paths) -> Result<Written> {
     let report = paths.out.join(REPORT_FILE);
     write(&report, &render::render(REPORT, &context)?)?;
     let runs = run.dir.join(RUNS_MD);
-    write(&runs, &render::render(RUNS, &runs_context(&run, &data))?)?;
+    let report_link = relative(&run.dir, &report);
+    let runs_figures = runs_context(&run, &data, &report_link);
+    write(&runs, &render::render(RUNS, &runs_figures)?)?;
     Ok(Written {
         report,
         runs,
@@ -177,10 +179,11 @@ pub fn generate(paths: &Paths) -> Result<Written> {
     })
 }
 
-fn runs_context(run: &RunDir, data: &Data<'_>) -> serde_json::Value {
+fn runs_context(run: &RunDir, data: &Data<'_>, report: &str) -> serde_json::Value {
     let listed: Vec<Listed> = run.records.iter().map(|r| listed(data, r)).collect();
     serde_json::json!({
         "name": run.name,
+        "report": report,
         "servers": data.servers,
         "records": listed,
     })
@@ -199,15 +202,7 @@ fn listed(data: &Data<'_>, r: &Record) -> Listed {
         _ => Vec::new(),
     };
     let connections = match &r.results {
-        Results::Connections(c) => Some(connections::Cell {
-            opened: c.opened,
-            target: c.target,
-            all: c.opened == c.target && c.failed == 0,
-            rss_kib: c.rss_per_connection_kib,
-            threads: c.threads_per_connection,
-            handshakes_per_s: c.handshakes_per_s,
-            failure: c.first_failure.clone(),
-        }),
+        Results::Connections(c) => Some(connections::Cell::of(c)),
         _ => None,
     };
     Listed {
@@ -230,11 +225,15 @@ fn write(path: &Path, text: &str) -> Result<()> {
 }
 
 /// `to` as a link from a file in `from`: relative when `to` is inside
-/// `from` (`.` for `from` itself), else `to` as given.
+/// `from` (`.` for `from` itself) or inside its parent (`../…`), else `to`
+/// as given.
 fn relative(from: &Path, to: &Path) -> String {
     match to.strip_prefix(from) {
         Ok(rest) if rest.as_os_str().is_empty() => ".".to_owned(),
         Ok(rest) => rest.display().to_string(),
-        Err(_) => to.display().to_string(),
+        Err(_) => match from.parent().and_then(|up| to.strip_prefix(up).ok()) {
+            Some(rest) => format!("../{}", rest.display()),
+            None => to.display().to_string(),
+        },
     }
 }
