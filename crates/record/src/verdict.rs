@@ -19,9 +19,19 @@ use serde::Serialize;
 use crate::{FanoutResults, Params, Record, Results};
 
 /// The share of the offered deliveries per second a run must deliver to
-/// have kept up (with nothing lost, late or closed). Below it, the server
-/// was working through a backlog that grew during the run.
-pub const KEPT_UP_SHARE: f64 = 0.9;
+/// have kept up (with nothing lost, late or closed).
+///
+/// Deliveries per second are counted from the start of the measured window
+/// to the last delivery, so a server with no backlog loses only its
+/// latency at the end of the window: at a p99 of 0.3 s over a 10 s window,
+/// about 3%. Below that, what it delivered fell short of what was offered
+/// and the difference waited in a backlog that grew through the run. In
+/// the sweep of 2026-12-04, every run that stayed up delivered at least
+/// 99.4% (window) or 98.2% (a capacity step past its SLO), and the first
+/// one under it, chat-sync at 1,000 clients and 100 msg/s, 95.8% with a
+/// p99 of 473 ms and a backlog still draining 0.45 s after the senders
+/// stopped: falling behind, which a 90% share had let pass.
+pub const KEPT_UP_SHARE: f64 = 0.97;
 
 /// What a fan-out run showed, worst first: a run is judged by the first
 /// that applies.
@@ -226,9 +236,9 @@ mod tests {
 
     #[test]
     fn under_the_share_is_falling_behind_even_with_nothing_lost() {
-        // chat-sync at 1,000 clients, 100 msg/s in the run of 2026-11-27:
-        // every delivery arrived, at 72% of the rate offered.
-        let mut r = kept_up_run(71_883.0);
+        // chat-sync at 1,000 clients, 100 msg/s in the run of 2026-12-04:
+        // every delivery arrived, at 95.8% of the rate offered.
+        let mut r = kept_up_run(95_775.0);
         r.delivered = r.expected_deliveries;
         let j = judge(&r, 100_000.0);
         assert_eq!(j.verdict, Verdict::FellBehind);

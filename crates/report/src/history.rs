@@ -66,6 +66,14 @@ pub struct History {
     /// Whether chat-sync with history kept up at a higher rate than
     /// chat-async with its default bridge.
     pub sync_ahead: bool,
+    /// Whether chat-async with its default bridge kept up at a higher rate
+    /// than chat-sync with history.
+    pub async_ahead: bool,
+    /// chat-sync with history at the heaviest load both it and chat-async's
+    /// default bridge ran.
+    pub sync_top: Option<Fan>,
+    /// chat-async's default bridge at that load.
+    pub async_top: Option<Fan>,
 }
 
 fn column(record: &Record, prefix: &str) -> Option<Column> {
@@ -129,6 +137,20 @@ pub fn history(data: &Data<'_>) -> Option<History> {
     };
     let sync_on = best_of(SYNC, "thread");
     let async_default = best_of(ASYNC, DEFAULT_BRIDGE);
+    let column_of = |server: &str, setting: &str| {
+        columns
+            .iter()
+            .position(|c| c.server == server && c.setting == setting)
+    };
+    let (sync_top, async_top) = match (column_of(SYNC, "thread"), column_of(ASYNC, DEFAULT_BRIDGE))
+    {
+        (Some(s), Some(a)) => rows
+            .iter()
+            .rev()
+            .find_map(|row| row.cells[s].clone().zip(row.cells[a].clone()))
+            .unzip(),
+        _ => (None, None),
+    };
     let rate = |f: &Option<Fan>| f.as_ref().map_or(0.0, |f| f.offered_per_s);
     let stall = data
         .variants("stall-")
@@ -160,6 +182,9 @@ pub fn history(data: &Data<'_>) -> Option<History> {
     stall.sort_by_key(|s| order(&s.column));
     Some(History {
         sync_ahead: rate(&sync_on) > rate(&async_default),
+        async_ahead: rate(&async_default) > rate(&sync_on),
+        sync_top,
+        async_top,
         sync_on,
         async_default,
         columns,
