@@ -1,10 +1,10 @@
 //! `chat-loadgen verdict` and `chat-loadgen machine`, run as the sweep runs
 //! them: the binary, on files.
 //!
-//! The fixtures are records of the run of 2026-11-27
-//! (`results/2026-11-27-vm/runs.jsonl`): chat-sync at 1,000 clients in one
-//! room, 100 msg/s, which delivered everything at 72% of the rate offered
-//! (fell behind); chat-sync at 100 rooms of 10, which kept up; and the
+//! The fixtures are records of the run of 2026-11-27 (its `runs.jsonl`,
+//! committed with 1acc899): chat-sync at 1,000 clients in one room,
+//! 100 msg/s, which delivered everything at 72% of the rate offered (fell
+//! behind); chat-sync at 100 rooms of 10, which kept up; and the
 //! write floor, which is no fan-out.
 
 use std::path::Path;
