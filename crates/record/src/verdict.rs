@@ -196,13 +196,19 @@ fn milli(rate: Option<f64>) -> u64 {
     rate.map_or(0, |r| (r * 1000.0).round().max(0.0) as u64)
 }
 
-/// Whether two records may be set side by side: same scenario, same load,
-/// same variant (none for a normal run).
-pub fn like_for_like(a: &Record, b: &Record) -> bool {
+/// Whether two records ran the same scenario at the same load, whatever
+/// server or variant ran it, and both with or both without extra server
+/// flags.
+pub fn same_load(a: &Record, b: &Record) -> bool {
     a.scenario == b.scenario
         && Load::of(a) == Load::of(b)
-        && a.params.variant == b.params.variant
         && a.params.server_flags.is_some() == b.params.server_flags.is_some()
+}
+
+/// Whether two records may be set side by side: the same load
+/// ([`same_load`]), the same variant (none for a normal run).
+pub fn like_for_like(a: &Record, b: &Record) -> bool {
+    same_load(a, b) && a.params.variant == b.params.variant
 }
 
 /// The most deliveries per second kept up among `runs`, with the run

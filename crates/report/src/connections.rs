@@ -26,13 +26,18 @@ pub struct Cell {
     pub failure: Option<String>,
 }
 
+/// Whether a connections run opened every connection it asked for.
+pub fn opened_all(c: &ConnectionsResults) -> bool {
+    c.opened == c.target && c.failed == 0
+}
+
 impl Cell {
     /// The figures of a connections run.
     pub fn of(c: &ConnectionsResults) -> Self {
         Self {
             opened: c.opened,
             target: c.target,
-            all: c.opened == c.target && c.failed == 0,
+            all: opened_all(c),
             rss_kib: c.rss_per_connection_kib,
             threads: c.threads_per_connection,
             handshakes_per_s: c.handshakes_per_s,

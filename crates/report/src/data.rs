@@ -10,7 +10,7 @@
 use serde::Serialize;
 
 use chat_record::verdict::{self, Load, Verdict};
-use chat_record::{FanoutResults, FloorResults, ProcessFigures, Record, Results};
+use chat_record::{CapacityStep, FanoutResults, FloorResults, ProcessFigures, Record, Results};
 
 /// The thread-per-connection server's label.
 pub const SYNC: &str = "sync";
@@ -166,6 +166,23 @@ impl Fan {
     /// Whether it kept up.
     pub fn kept_up(&self) -> bool {
         self.verdict.kept_up()
+    }
+
+    /// Each step of a capacity search, with its load and judged at it;
+    /// none for another scenario.
+    pub fn steps(record: &Record, floor_us: Option<f64>) -> Vec<(&CapacityStep, Load, Self)> {
+        let Results::Capacity(capacity) = &record.results else {
+            return Vec::new();
+        };
+        capacity
+            .steps
+            .iter()
+            .map(|step| {
+                let load = Load::of(record).with_clients(step.clients);
+                let fan = Self::new(record, &step.fanout, load, None, floor_us);
+                (step, load, fan)
+            })
+            .collect()
     }
 }
 

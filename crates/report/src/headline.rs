@@ -6,8 +6,9 @@
 use serde::Serialize;
 
 use chat_record::verdict::{self, Load, step_held};
-use chat_record::{CapacityResults, ConnectionsResults, Record, Results};
+use chat_record::{ConnectionsResults, Record, Results};
 
+use crate::connections::opened_all;
 use crate::data::{ASYNC, Data, Fan, SYNC};
 
 /// Clients in the one room of the peak ladder.
@@ -226,9 +227,10 @@ fn peak(data: &Data<'_>, server: &str) -> Option<Peak> {
 /// The capacity search of `server`, judged by the one rule.
 pub fn capacity(data: &Data<'_>, server: &str) -> Option<Capacity> {
     let record = data.normal_of(server, "capacity").last()?;
-    let Results::Capacity(CapacityResults { steps, .. }) = &record.results else {
+    if !matches!(record.results, Results::Capacity(_)) {
         return None;
-    };
+    }
+    let steps = Fan::steps(record, data.floor_us);
     let base = Load::of(record);
     let slo_ms = record.params.slo_ms.unwrap_or(f64::INFINITY);
     let mut clients = None;
@@ -236,9 +238,7 @@ pub fn capacity(data: &Data<'_>, server: &str) -> Option<Capacity> {
     let mut failed = None;
     let mut over_slo = false;
     let mut points = Vec::new();
-    for step in steps {
-        let load = base.with_clients(step.clients);
-        let fan = Fan::new(record, &step.fanout, load, None, data.floor_us);
+    for (step, load, fan) in steps {
         points.push((step.clients, fan.kept_up().then_some(fan.p99_ms)));
         if failed.is_some() {
             continue;
@@ -275,10 +275,6 @@ fn connections(data: &Data<'_>, server: &str) -> Vec<(u64, ConnectionsResults)> 
         .collect();
     runs.sort_by_key(|(target, _)| *target);
     runs
-}
-
-fn opened_all(c: &ConnectionsResults) -> bool {
-    c.opened == c.target && c.failed == 0
 }
 
 /// An idle connection's cost at [`IDLE_CONNECTIONS`].

@@ -129,21 +129,16 @@ pub fn history(data: &Data<'_>) -> Option<History> {
                 .max_by(|a, b| a.delivered_per_s.total_cmp(&b.delivered_per_s))
         })
         .collect();
-    let best_of = |server: &str, setting: &str| {
-        columns
-            .iter()
-            .position(|c| c.server == server && c.setting == setting)
-            .and_then(|i| best[i].clone())
-    };
-    let sync_on = best_of(SYNC, "thread");
-    let async_default = best_of(ASYNC, DEFAULT_BRIDGE);
     let column_of = |server: &str, setting: &str| {
         columns
             .iter()
             .position(|c| c.server == server && c.setting == setting)
     };
-    let (sync_top, async_top) = match (column_of(SYNC, "thread"), column_of(ASYNC, DEFAULT_BRIDGE))
-    {
+    let (sync_on_column, async_default_column) =
+        (column_of(SYNC, "thread"), column_of(ASYNC, DEFAULT_BRIDGE));
+    let sync_on = sync_on_column.and_then(|i| best[i].clone());
+    let async_default = async_default_column.and_then(|i| best[i].clone());
+    let (sync_top, async_top) = match (sync_on_column, async_default_column) {
         (Some(s), Some(a)) => rows
             .iter()
             .rev()
@@ -152,7 +147,7 @@ pub fn history(data: &Data<'_>) -> Option<History> {
         _ => (None, None),
     };
     let rate = |f: &Option<Fan>| f.as_ref().map_or(0.0, |f| f.offered_per_s);
-    let stall = data
+    let mut stall: Vec<Stall> = data
         .variants("stall-")
         .filter_map(|r| {
             let column = column(r, "stall-")?;
@@ -177,8 +172,7 @@ pub fn history(data: &Data<'_>) -> Option<History> {
                 busy,
             })
         })
-        .collect::<Vec<_>>();
-    let mut stall = stall;
+        .collect();
     stall.sort_by_key(|s| order(&s.column));
     Some(History {
         sync_ahead: rate(&sync_on) > rate(&async_default),

@@ -192,17 +192,10 @@ fn runs_context(run: &RunDir, data: &Data<'_>, report: &str) -> serde_json::Valu
 }
 
 fn listed(data: &Data<'_>, r: &Record) -> Listed {
-    let steps = match &r.results {
-        Results::Capacity(c) => c
-            .steps
-            .iter()
-            .map(|s| {
-                let load = chat_record::verdict::Load::of(r).with_clients(s.clients);
-                Fan::new(r, &s.fanout, load, None, data.floor_us)
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
+    let steps = Fan::steps(r, data.floor_us)
+        .into_iter()
+        .map(|(_, _, fan)| fan)
+        .collect();
     let connections = match &r.results {
         Results::Connections(c) => Some(connections::Cell::of(c)),
         _ => None,

@@ -4,9 +4,10 @@
 
 use serde::Serialize;
 
-use chat_record::verdict::like_for_like;
-use chat_record::{ConnectionsResults, Record, Results};
+use chat_record::verdict;
+use chat_record::{Record, Results};
 
+use crate::connections::opened_all;
 use crate::data::{Data, Fan};
 
 /// The variant name of today's server in a pair.
@@ -55,9 +56,7 @@ pub fn pairs(data: &Data<'_>) -> Vec<Pair> {
 }
 
 fn same_load(a: &Record, b: &Record) -> bool {
-    let mut b = b.clone();
-    b.params.variant = a.params.variant.clone();
-    like_for_like(a, &b)
+    verdict::same_load(a, b)
         && match (&a.results, &b.results) {
             (Results::Connections(x), Results::Connections(y)) => x.target == y.target,
             _ => true,
@@ -67,9 +66,7 @@ fn same_load(a: &Record, b: &Record) -> bool {
 fn pair(data: &Data<'_>, variant: &Record, current: &Record, name: &str) -> Pair {
     let fans = Fan::of(variant, data.floor_us).zip(Fan::of(current, data.floor_us));
     let rss = |r: &Record| match &r.results {
-        Results::Connections(c @ ConnectionsResults { .. }) if c.opened == c.target => {
-            c.rss_per_connection_kib
-        }
+        Results::Connections(c) if opened_all(c) => c.rss_per_connection_kib,
         _ => None,
     };
     let connections = match &variant.results {
