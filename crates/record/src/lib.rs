@@ -2,8 +2,8 @@
 //! it, defined once.
 //!
 //! The load generator writes [`Record`]s (one JSON line per run) and
-//! [`soak::SoakRecord`]s; the sweep writes one [`machine::Machine`]; the
-//! report reads all three. Whether a run kept up, fell behind, lost or
+//! [`soak::SoakRecord`]s; the sweep writes one [`machine::Machine`] and
+//! one [`servers::Servers`]; the report reads them all. Whether a run kept up, fell behind, lost or
 //! closed anyone ([`verdict`]), which runs may be set side by side
 //! ([`verdict::Load`]), and whether a soak's resources stayed flat
 //! ([`flat`]) are decided here and nowhere else, so that the sweep that
@@ -16,6 +16,7 @@
 pub mod flat;
 pub mod machine;
 mod run;
+pub mod servers;
 pub mod soak;
 pub mod verdict;
 
