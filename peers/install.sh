@@ -11,6 +11,8 @@
 #
 #   bash peers/install.sh [NAME...]      (default: all three)
 #
+# A peer already installed and current is left as it is, silently.
+#
 # Node.js itself must be installed (Debian's nodejs, 20 here); it is not
 # installed here. Set APT_UPDATED=1 when `apt-get update` has already run.
 set -euo pipefail
@@ -35,6 +37,10 @@ apt_install() {
 }
 
 install_go_gorilla() {
+    local binary="$target_dir/peers/go-gorilla"
+    if [[ -x "$binary" && "$binary" -nt peers/go-gorilla/main.go ]]; then
+        return 0
+    fi
     if ! command -v go >/dev/null || [[ ! -d /usr/share/gocode/src/github.com/gorilla/websocket ]]; then
         apt_install golang-go golang-github-gorilla-websocket-dev
     fi
@@ -46,6 +52,10 @@ install_go_gorilla() {
 
 install_node() {
     local name=$1
+    # npm ci leaves its own copy of the lock file: installed and current.
+    if [[ "peers/$name/node_modules/.package-lock.json" -nt "peers/$name/package-lock.json" ]]; then
+        return 0
+    fi
     command -v node >/dev/null || {
         echo "peers/install.sh: $name needs Node.js (apt-get install nodejs)" >&2
         exit 1

@@ -15,10 +15,10 @@
 //! And one without a server, [`floor`]: what one thread's `write()` of a
 //! server's frame to a loopback socket costs here, one frame per call and
 //! several, so that a server's CPU per delivery can be stated as a multiple
-//! of what the kernel alone costs. Two commands serve the sweep
-//! (`scripts/bench.sh`) without any load: [`machine`] writes the machine it
-//! runs on as data, and [`verdict`] says whether the last run of a runs file
-//! kept up.
+//! of what the kernel alone costs. Three commands serve a sweep without
+//! any load: [`machine`] writes the machine it runs on as data, [`verdict`]
+//! says whether the last run of a runs file kept up, and `admit` runs the
+//! [`admission`] check.
 //!
 //! A scenario drives one URL, or several: server processes sharing rooms
 //! through a channel layer (Redis), its clients spread over them
@@ -31,11 +31,27 @@
 //! own, so a run can say when the load generator (not the server) was the
 //! bottleneck. Every run becomes one [`chat_record::Record`]: printed as a
 //! table ([`summary`]) and appended as a JSON line.
+//!
+//! The binary is a thin command line over this library, and a sweep driver
+//! calls the library the same way, so both make the same records:
+//! [`scenario::run`] turns a load, a target and what to record beside them
+//! into a record, on a runtime of its own whose threads may be pinned to
+//! cores ([`cpus`]); [`scenario::command_line`] is the `chat-loadgen`
+//! invocation that runs the same load, for a run's README.
+//!
+//! Before a server is measured, [`admission`] checks that it does the job
+//! the counts assume (every member of a room receives each message, the
+//! sender included; nothing crosses rooms; two senders' messages reach
+//! every member in one order), so that no server is faster for doing less:
+//! [`admission::check`] from async code, [`admission::check_blocking`] from
+//! a driver's thread.
 
+pub mod admission;
 mod arrivals;
 pub mod capacity;
 pub mod client;
 pub mod connections;
+pub mod cpus;
 pub mod fanout;
 pub mod floor;
 pub mod machine;
@@ -43,6 +59,7 @@ pub mod probe;
 pub mod progress;
 
 pub mod sampler;
+pub mod scenario;
 pub mod schedule;
 pub mod soak;
 pub mod summary;

@@ -1,23 +1,26 @@
 //! `chat-loadgen`: drives any server that speaks the chat protocol, given its
 //! URL, and measures it. See the library's docs for the scenarios.
+//!
+//! A thin command line: flags become the library's structs
+//! (`chat_loadgen::scenario`), whose record is printed and appended here, so
+//! a sweep driver calling the library makes the same records.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use chat_loadgen::capacity::{self, CapacityParams};
-use chat_loadgen::client::resolve_all;
-use chat_loadgen::connections::{self, ConnectionsParams};
-use chat_loadgen::fanout::{self, BusyRoom, FanoutParams};
+use chat_loadgen::admission;
+use chat_loadgen::capacity::CapacityParams;
+use chat_loadgen::connections::ConnectionsParams;
+use chat_loadgen::cpus::parse_cpu_list;
+use chat_loadgen::fanout::{BusyRoom, FanoutParams};
 use chat_loadgen::floor::{self, FloorParams};
 use chat_loadgen::machine::{self, MachineArgs};
-use chat_loadgen::progress::Progress;
-use chat_loadgen::sampler::Watch;
+use chat_loadgen::scenario::{self, Load, RunOptions, Tags, Target};
 use chat_loadgen::soak::{self, args::SoakArgs};
 use chat_loadgen::verdict::{self, VerdictArgs};
-use chat_loadgen::{append_json, current_commit, loadgen_warnings, now_rfc3339, summary};
-use chat_record::{Deployment, Params, Record, Results};
+use chat_loadgen::{append_json, current_commit, summary};
 use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Parser, Subcommand};
 
@@ -100,6 +103,23 @@ enum Scenario {
     /// `VERDICT DELIVERED_PER_S OFFERED_PER_S`; exits 0 if it kept up, 1 if
     /// not, 2 if there is no fan-out record to judge.
     Verdict(VerdictArgs),
+    /// No load: whether the server at --url may be measured. Checks that
+    /// each message reaches every member of its room, the sender included;
+    /// that nothing crosses rooms; and that two senders' messages reach
+    /// every member in one order. Prints `admitted` and exits 0, or prints
+    /// `not admitted: REASON` and exits 1.
+    Admit(AdmitArgs),
+}
+
+/// Options of the admission check.
+#[derive(Args)]
+struct AdmitArgs {
+    /// The server, ws://HOST:PORT.
+    #[arg(long)]
+    url: String,
+    /// Seconds any one wait of the check (a connection, a message) may take.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = positive_seconds)]
+    timeout_secs: Duration,
 }
 
 /// Options of the write floor (it drives no server, so none of [`Common`]'s
@@ -165,7 +185,8 @@ struct Common {
     /// Connections opened at once.
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
-    /// Worker threads of the load generator [default: the number of cores].
+    /// Worker threads of the load generator [default: the number of cores,
+    /// or of --loadgen-cpus when given].
     #[arg(long)]
     workers: Option<usize>,
     /// No progress bar (it is shown only on a terminal anyway).
@@ -187,6 +208,14 @@ struct Common {
     /// with a dash.
     #[arg(long, value_name = "FLAGS", allow_hyphen_values = true)]
     server_flags: Option<String>,
+    /// The cores the server is pinned to, as a `taskset -c` list (0-3,8):
+    /// recorded only, pinning the server is the caller's.
+    #[arg(long, value_name = "LIST", value_parser = cpu_list)]
+    server_cpus: Option<String>,
+    /// Pin the load generator's threads to these cores, a `taskset -c` list
+    /// (4-7), and record it.
+    #[arg(long, value_name = "LIST", value_parser = cpu_list)]
+    loadgen_cpus: Option<String>,
 }
 
 /// How clients are spread.
@@ -274,13 +303,64 @@ fn label_pid(value: &str) -> Result<(String, u32), String> {
     Ok((label.to_owned(), pid))
 }
 
+/// A `taskset -c` list, checked and kept as given.
+fn cpu_list(value: &str) -> Result<String, String> {
+    parse_cpu_list(value)
+        .map(|_| value.to_owned())
+        .map_err(|error| error.to_string())
+}
+
+/// A positive number of seconds.
+fn positive_seconds(value: &str) -> Result<Duration, String> {
+    value
+        .parse::<f64>()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .filter(|duration| !duration.is_zero())
+        .ok_or_else(|| format!("{value:?} is not a positive number of seconds"))
+}
+
 impl Common {
-    /// The processes to sample besides the load generator.
-    fn watch(&self) -> Watch {
-        Watch {
-            servers: self.server_pids.clone(),
-            others: self.sample_pids.clone(),
+    /// The server driven, as the library takes it.
+    fn target(&self) -> Target {
+        Target {
+            label: self.label.clone(),
+            urls: self.urls.clone(),
+            server_pids: self.server_pids.clone(),
+            sample_pids: self.sample_pids.clone(),
+            commit: self.commit.clone().unwrap_or_else(current_commit),
         }
+    }
+
+    /// What the record says beside the load.
+    fn tags(&self) -> Tags {
+        Tags {
+            variant: self.variant.clone(),
+            variant_note: self.variant_note.clone(),
+            server_flags: self.server_flags.clone(),
+            server_cpus: self.server_cpus.clone(),
+            loadgen_cpus: self.loadgen_cpus.clone(),
+        }
+    }
+
+    /// How the load generator runs: pinned to --loadgen-cpus, with a worker
+    /// per core there unless --workers says otherwise.
+    fn options(&self) -> anyhow::Result<RunOptions> {
+        let cpus = self
+            .loadgen_cpus
+            .as_deref()
+            .map(parse_cpu_list)
+            .transpose()
+            .context("--loadgen-cpus")?;
+        let workers = self
+            .workers
+            .or(cpus.as_ref().map(Vec::len))
+            .unwrap_or_else(|| RunOptions::default().workers);
+        Ok(RunOptions {
+            workers,
+            cpus,
+            progress: !self.no_progress,
+        })
     }
 }
 
@@ -311,13 +391,6 @@ impl Traffic {
             connect_concurrency: common.concurrency,
             busy: None,
         })
-    }
-
-    fn record_params(&self, params: &mut Params) {
-        params.rate_per_s = Some(self.rate);
-        params.payload_bytes = Some(self.payload as u64);
-        params.warmup_s = Some(self.warmup);
-        params.duration_s = Some(self.duration);
     }
 }
 
@@ -352,6 +425,10 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
+    if let Scenario::Admit(args) = &cli.scenario {
+        // Its own exit statuses too.
+        return admit(args);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -361,6 +438,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// A server scenario: its flags become the library's load, target, tags
+/// and options; [`scenario::run`] makes the record; it is printed and
+/// appended here.
 fn run(cli: Cli) -> anyhow::Result<()> {
     let common = match &cli.scenario {
         Scenario::Fanout { common, .. }
@@ -369,197 +449,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Floor(args) => return run_floor(args),
         Scenario::Soak(args) => return soak::args::main(args, command_line()),
         Scenario::Machine(args) => return machine::main(args),
-        Scenario::Verdict(_) => anyhow::bail!("the verdict is given by `verdict::main`"),
-    };
-    let workers = common
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => tracing::info!(limit, "open-files limit raised"),
-        Err(error) => tracing::warn!(%error, "could not raise the open-files limit"),
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.max(1))
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
-    runtime.block_on(run_scenario(&cli.scenario, common, workers))
-}
-
-async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> anyhow::Result<()> {
-    let watch = common.watch();
-    watch.check(common.urls.len())?;
-    let targets = resolve_all(
-        &common.urls,
-        secs(common.connect_timeout, "connect-timeout")?,
-    )
-    .await?;
-    let progress = if common.no_progress {
-        Progress::hidden()
-    } else {
-        Progress::new(true)
-    };
-    let started_at = now_rfc3339();
-    let params = recorded_params(scenario, common);
-    let (name, results, server, loadgen, deployment, mut warnings, lag) = match scenario {
-        Scenario::Fanout {
-            spread,
-            traffic,
-            busy,
-            ..
-        } => {
-            let fanout_params = FanoutParams {
-                busy: busy.room(),
-                ..traffic.params(common, spread.clients, spread.rooms, spread.senders)?
-            };
-            let outcome = fanout::run(&targets, &fanout_params, &watch, &progress).await?;
-            let lag = outcome.results.send_lag_us.clone();
-            (
-                "fanout",
-                Results::Fanout(outcome.results),
-                outcome.server,
-                outcome.loadgen,
-                outcome.deployment,
-                outcome.warnings,
-                Some(lag),
-            )
-        }
-        Scenario::Capacity {
-            senders,
-            start,
-            step,
-            max,
-            slo_ms,
-            traffic,
-            ..
-        } => {
-            let capacity_params = CapacityParams {
-                start: *start,
-                step: *step,
-                max: *max,
-                slo: secs(slo_ms / 1000.0, "slo-ms")?,
-                fanout: traffic.params(common, *start, 1, *senders)?,
-            };
-            let outcome = capacity::run(&targets, &capacity_params, &watch, &progress).await?;
-            let lag = outcome
-                .results
-                .steps
-                .last()
-                .map(|s| s.fanout.send_lag_us.clone());
-            (
-                "capacity",
-                Results::Capacity(outcome.results),
-                outcome.server,
-                outcome.loadgen,
-                outcome.deployment,
-                outcome.warnings,
-                lag,
-            )
-        }
-        Scenario::Connections {
-            count,
-            hold,
-            source_addrs,
-            max_failures,
-            ..
-        } => {
-            let connections_params = ConnectionsParams {
-                count: *count,
-                hold: secs(*hold, "hold")?,
-                source_addrs: *source_addrs,
-                connect_timeout: secs(common.connect_timeout, "connect-timeout")?,
-                concurrency: common.concurrency,
-                max_failures: *max_failures,
-            };
-            let outcome =
-                connections::run(&targets, &connections_params, &watch, &progress).await?;
-            (
-                "connections",
-                Results::Connections(outcome.results),
-                outcome.server,
-                outcome.loadgen,
-                outcome.deployment,
-                Vec::new(),
-                None,
-            )
-        }
-        // Dispatched before any server is resolved, in `run`.
-        Scenario::Floor(_) => anyhow::bail!("the write floor drives no server"),
-        Scenario::Soak(_) => anyhow::bail!("the soak is run by `soak::args::main`"),
-        Scenario::Machine(_) | Scenario::Verdict(_) => {
-            anyhow::bail!("`machine` and `verdict` drive no server")
+        Scenario::Verdict(_) | Scenario::Admit(_) => {
+            anyhow::bail!("`verdict` and `admit` give their own exit statuses, in `main`")
         }
     };
-    // Against several server processes, the busiest is the one the load
-    // generator's CPU is weighed against.
-    let busiest = deployment
-        .server_processes
-        .iter()
-        .map(|p| &p.process)
-        .max_by(|a, b| a.cpu_utilization.total_cmp(&b.cpu_utilization))
-        .or(server.as_ref());
-    warnings.extend(loadgen_warnings(&loadgen, busiest, lag.as_ref(), workers));
-    if let Results::Fanout(results) = &results {
-        if results.late > 0 {
-            warnings.insert(
-                0,
-                format!(
-                    "LATE: {} of {} expected deliveries had not arrived when the run stopped waiting ({:.1} s after the senders stopped); counted in the latencies as arriving then",
-                    results.late, results.expected_deliveries, results.drain_s
-                ),
-            );
-        }
-        if results.lost > 0 {
-            warnings.insert(0, loss_warning(results.lost, results.expected_deliveries));
-        }
-        if results.missed_by_closed > 0 {
-            warnings.push(format!(
-                "{} expected deliveries were owed to members the server closed (close codes {:?})",
-                results.missed_by_closed, results.close_codes
-            ));
-        }
-        if let Some(busy) = &results.busy_room {
-            if busy.lost > 0 {
-                let loss = loss_warning(busy.lost, busy.expected_deliveries);
-                warnings.insert(0, format!("{loss}, in the busy room"));
-            }
-            if busy.late > 0 {
-                warnings.push(format!(
-                    "busy room: {} of {} expected deliveries had not arrived when the run stopped waiting (late)",
-                    busy.late, busy.expected_deliveries
-                ));
-            }
-            if busy.missed_by_closed > 0 {
-                warnings.push(format!(
-                    "busy room: {} expected deliveries were owed to members the server closed (close codes {:?})",
-                    busy.missed_by_closed, busy.close_codes
-                ));
-            }
-        }
-    }
-    if let Results::Connections(results) = &results
-        && results.opened < results.target
-    {
-        warnings.push(format!(
-            "opened only {} of {} connections: {}",
-            results.opened,
-            results.target,
-            results.first_failure.as_deref().unwrap_or("no error seen")
-        ));
-    }
-    let record = Record {
-        scenario: name.to_owned(),
-        server: common.label.clone(),
-        commit: common.commit.clone().unwrap_or_else(current_commit),
-        started_at,
-        url: common.urls[0].clone(),
-        params,
-        results,
-        server_process: server,
-        loadgen_process: loadgen,
-        warnings,
-        deployment,
-    };
+    let load = load(&cli.scenario)?;
+    let options = common.options()?;
+    log_open_files_limit();
+    let record = scenario::run(&load, &common.target(), &common.tags(), &options)?;
     print!("{}", summary::render(&record));
     for warning in record.warnings.iter().filter(|w| w.starts_with("LOSS")) {
         eprintln!("chat-loadgen: {warning}");
@@ -570,71 +467,66 @@ async fn run_scenario(scenario: &Scenario, common: &Common, workers: usize) -> a
     Ok(())
 }
 
-/// The parameters a server scenario records, as given on its command line.
-fn recorded_params(scenario: &Scenario, common: &Common) -> Params {
-    let mut params = Params {
-        variant: common.variant.clone(),
-        variant_note: common.variant_note.clone(),
-        server_flags: common.server_flags.clone(),
-        ..Params::default()
-    };
-    match scenario {
+/// The load a server scenario's command line asks for.
+fn load(scenario: &Scenario) -> anyhow::Result<Load> {
+    Ok(match scenario {
         Scenario::Fanout {
+            common,
             spread,
             traffic,
             busy,
-            ..
-        } => {
-            params.clients = Some(spread.clients);
-            params.rooms = Some(spread.rooms);
-            params.senders_per_room = Some(spread.senders);
-            traffic.record_params(&mut params);
-            if let Some(room) = busy.room() {
-                params.busy_clients = Some(room.clients);
-                params.busy_senders = Some(room.senders);
-                params.busy_rate_per_s = Some(room.rate_per_s);
-            }
-        }
+        } => Load::Fanout(FanoutParams {
+            busy: busy.room(),
+            ..traffic.params(common, spread.clients, spread.rooms, spread.senders)?
+        }),
         Scenario::Capacity {
+            common,
             senders,
             start,
             step,
             max,
             slo_ms,
             traffic,
-            ..
-        } => {
-            params.start = Some(*start);
-            params.step = Some(*step);
-            params.max = Some(*max);
-            params.slo_ms = Some(*slo_ms);
-            params.rooms = Some(1);
-            params.senders_per_room = Some(*senders);
-            traffic.record_params(&mut params);
-        }
+        } => Load::Capacity(CapacityParams {
+            start: *start,
+            step: *step,
+            max: *max,
+            slo: secs(slo_ms / 1000.0, "slo-ms")?,
+            fanout: traffic.params(common, *start, 1, *senders)?,
+        }),
         Scenario::Connections {
+            common,
             count,
             hold,
             source_addrs,
-            ..
-        } => {
-            params.clients = Some(*count);
-            params.hold_s = Some(*hold);
-            params.source_addrs = Some(u64::from(*source_addrs));
-        }
-        // Recorded by `run_floor`, and the soak by its own record; the
-        // machine and the verdict record no run.
-        Scenario::Floor(_) | Scenario::Soak(_) | Scenario::Machine(_) | Scenario::Verdict(_) => {}
+            max_failures,
+        } => Load::Connections(ConnectionsParams {
+            count: *count,
+            hold: secs(*hold, "hold")?,
+            source_addrs: *source_addrs,
+            connect_timeout: secs(common.connect_timeout, "connect-timeout")?,
+            concurrency: common.concurrency,
+            max_failures: *max_failures,
+        }),
+        Scenario::Floor(_)
+        | Scenario::Soak(_)
+        | Scenario::Machine(_)
+        | Scenario::Verdict(_)
+        | Scenario::Admit(_) => anyhow::bail!("not a scenario that drives a server with a load"),
+    })
+}
+
+/// Raises the open-files limit for the run's sockets, saying how far.
+fn log_open_files_limit() {
+    match scenario::raise_open_files_limit() {
+        Ok(limit) => tracing::info!(limit, "open-files limit raised"),
+        Err(error) => tracing::warn!(%error, "could not raise the open-files limit"),
     }
-    params
 }
 
 /// The write floor: measured on this thread, no runtime of the scenarios'.
 fn run_floor(args: &FloorArgs) -> anyhow::Result<()> {
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => tracing::info!(limit, "open-files limit raised"),
-        Err(error) => tracing::warn!(%error, "could not raise the open-files limit"),
-    }
+    log_open_files_limit();
     let floor_params = FloorParams {
         connections: args.connections,
         batch_sizes: args.batch.clone(),
@@ -642,28 +534,8 @@ fn run_floor(args: &FloorArgs) -> anyhow::Result<()> {
         payload_bytes: args.payload,
         reader_threads: args.readers,
     };
-    let started_at = now_rfc3339();
-    let outcome = floor::run(&floor_params)?;
-    let record = Record {
-        scenario: "floor".to_owned(),
-        server: args.label.clone(),
-        commit: args.commit.clone().unwrap_or_else(current_commit),
-        started_at,
-        url: format!("tcp://{}", outcome.addr),
-        params: Params {
-            connections: Some(args.connections as u64),
-            batch_sizes: Some(args.batch.iter().map(|&b| b as u64).collect()),
-            per_batch_s: Some(args.seconds),
-            reader_threads: Some(args.readers as u64),
-            payload_bytes: Some(args.payload as u64),
-            ..Params::default()
-        },
-        results: Results::Floor(outcome.results),
-        server_process: None,
-        loadgen_process: outcome.loadgen,
-        warnings: outcome.warnings,
-        deployment: Deployment::default(),
-    };
+    let commit = args.commit.clone().unwrap_or_else(current_commit);
+    let record = scenario::floor(&floor_params, &args.label, &commit)?;
     print!("{}", summary::render(&record));
     if let Some(path) = &args.json {
         append_json(path, &record)?;
@@ -671,34 +543,32 @@ fn run_floor(args: &FloorArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `admit`: prints `admitted` (exit 0) or `not admitted: REASON` (exit 1).
+fn admit(args: &AdmitArgs) -> ExitCode {
+    match admission::check_blocking(&args.url, args.timeout_secs) {
+        Ok(()) => {
+            println!("admitted");
+            ExitCode::SUCCESS
+        }
+        Err(reason) => {
+            println!("not admitted: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// This process's command line, each argument shell-quoted when it needs
 /// to be, as a record states it.
 fn command_line() -> String {
     std::env::args()
-        .map(|arg| {
-            let plain = !arg.is_empty()
-                && arg
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c));
-            if plain {
-                arg
-            } else {
-                format!("'{}'", arg.replace('\'', r"'\''"))
-            }
-        })
+        .map(|arg| scenario::shell_quote(&arg).into_owned())
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-fn loss_warning(lost: u64, expected: u64) -> String {
-    format!(
-        "LOSS: {lost} of {expected} expected deliveries never arrived ({:.3}%)",
-        lost as f64 * 100.0 / expected.max(1) as f64
-    )
-}
-
 #[cfg(test)]
 mod tests {
+    use chat_record::Params;
     use clap::CommandFactory;
 
     use super::*;
@@ -707,7 +577,9 @@ mod tests {
         Cli::try_parse_from(std::iter::once("chat-loadgen").chain(args.iter().copied()))
     }
 
-    fn params(args: &[&str]) -> Params {
+    /// A server scenario's load, target, tags and options, as `run` makes
+    /// them (`--commit` given, or the target asks git).
+    fn server_run(args: &[&str]) -> (Load, Target, Tags, RunOptions) {
         let cli = parse(args).expect("the arguments parse");
         let (Scenario::Fanout { common, .. }
         | Scenario::Capacity { common, .. }
@@ -715,7 +587,14 @@ mod tests {
         else {
             panic!("not a server scenario: {args:?}");
         };
-        recorded_params(&cli.scenario, common)
+        let load = load(&cli.scenario).expect("a load");
+        let options = common.options().expect("run options");
+        (load, common.target(), common.tags(), options)
+    }
+
+    fn params(args: &[&str]) -> Params {
+        let (load, _, tags, _) = server_run(&[args, &["--commit", "c"]].concat());
+        scenario::recorded_params(&load, &tags)
     }
 
     #[test]
@@ -807,22 +686,15 @@ mod tests {
         );
     }
 
-    fn common(args: &[&str]) -> (Vec<String>, Watch) {
-        let cli = parse(args).expect("the arguments parse");
-        let (Scenario::Fanout { common, .. }
-        | Scenario::Capacity { common, .. }
-        | Scenario::Connections { common, .. }) = &cli.scenario
-        else {
-            panic!("not a server scenario: {args:?}");
-        };
-        (common.urls.clone(), common.watch())
+    fn target(args: &[&str]) -> Target {
+        server_run(&[args, &["--commit", "c"]].concat()).1
     }
 
     #[test]
     fn urls_and_pids_repeat() {
-        let (urls, watch) = common(&["fanout", "--clients", "10", "--url", "ws://a:1"]);
-        assert_eq!(urls, ["ws://a:1"]);
-        assert_eq!(watch, Watch::default());
+        let one = target(&["fanout", "--clients", "10", "--url", "ws://a:1"]);
+        assert_eq!(one.urls, ["ws://a:1"]);
+        assert_eq!((one.server_pids.len(), one.sample_pids.len()), (0, 0));
         for scenario in [
             &["fanout", "--clients", "10"][..],
             &["capacity"],
@@ -842,14 +714,13 @@ mod tests {
                 "--sample-pid",
                 "daphne=14",
             ];
-            let (urls, watch) = common(&[scenario, &several].concat());
-            assert_eq!(urls, ["ws://a:1", "ws://b:2"], "{scenario:?}");
-            assert_eq!(watch.servers, [11, 12]);
+            let target = target(&[scenario, &several].concat());
+            assert_eq!(target.urls, ["ws://a:1", "ws://b:2"], "{scenario:?}");
+            assert_eq!(target.server_pids, [11, 12]);
             assert_eq!(
-                watch.others,
+                target.sample_pids,
                 [("redis".to_owned(), 13), ("daphne".to_owned(), 14)]
             );
-            assert!(watch.check(urls.len()).is_ok());
         }
         let base = ["fanout", "--clients", "10"];
         assert!(parse(&base).is_err(), "a URL is required");
@@ -870,5 +741,185 @@ mod tests {
             parse(&["floor", "--variant", "x"]).is_err(),
             "the floor has no server"
         );
+    }
+
+    #[test]
+    fn the_cores_are_recorded_and_pin_the_load_generator() {
+        let base = ["fanout", "--url", "ws://127.0.0.1:1", "--clients", "10"];
+        let (_, _, tags, options) = server_run(&[&base[..], &["--commit", "c"]].concat());
+        assert_eq!(
+            (tags.server_cpus, tags.loadgen_cpus, options.cpus),
+            (None, None, None)
+        );
+        for scenario in [
+            &["fanout", "--clients", "10"][..],
+            &["capacity"],
+            &["connections", "--count", "10"],
+        ] {
+            let pinned = [
+                "--url",
+                "ws://127.0.0.1:1",
+                "--commit",
+                "c",
+                "--server-cpus",
+                "0-3",
+                "--loadgen-cpus",
+                "4-6,9",
+            ];
+            let (load, _, tags, options) = server_run(&[scenario, &pinned].concat());
+            let params = scenario::recorded_params(&load, &tags);
+            assert_eq!(params.server_cpus.as_deref(), Some("0-3"), "{scenario:?}");
+            assert_eq!(params.loadgen_cpus.as_deref(), Some("4-6,9"));
+            assert_eq!(options.cpus, Some(vec![4, 5, 6, 9]));
+            assert_eq!(options.workers, 4, "a worker per pinned core");
+        }
+        let (.., options) = server_run(
+            &[
+                &base[..],
+                &["--commit", "c", "--loadgen-cpus", "0-7", "--workers", "2"],
+            ]
+            .concat(),
+        );
+        assert_eq!(options.workers, 2, "--workers wins");
+        for bad in ["", "3-1", "x", "0,,1"] {
+            for flag in ["--server-cpus", "--loadgen-cpus"] {
+                assert!(
+                    parse(&[&base[..], &[flag, bad]].concat()).is_err(),
+                    "{flag} {bad:?}"
+                );
+            }
+        }
+    }
+
+    /// Runs the library's command line for `args` back through the parser:
+    /// the same load, target and tags.
+    fn round_trip(args: &[&str]) {
+        let (load, target, tags, _) = server_run(args);
+        let again = scenario::command_args(&load, &target, &tags);
+        assert_eq!(again[0], "chat-loadgen");
+        let again: Vec<&str> = again[1..]
+            .iter()
+            .map(String::as_str)
+            .chain(["--commit", &target.commit])
+            .collect();
+        let (load_again, target_again, tags_again, _) = server_run(&again);
+        assert_eq!(format!("{load_again:?}"), format!("{load:?}"), "{again:?}");
+        assert_eq!(format!("{target_again:?}"), format!("{target:?}"));
+        assert_eq!(format!("{tags_again:?}"), format!("{tags:?}"));
+    }
+
+    #[test]
+    fn the_library_command_line_runs_the_same_load() {
+        let url = ["--url", "ws://a:1", "--commit", "c"];
+        round_trip(&[&["fanout", "--clients", "10"][..], &url].concat());
+        round_trip(
+            &[
+                &[
+                    "fanout",
+                    "--clients",
+                    "40",
+                    "--rooms",
+                    "4",
+                    "--senders",
+                    "2",
+                    "--rate",
+                    "12.5",
+                    "--warmup",
+                    "0.25",
+                    "--busy-senders",
+                    "3",
+                    "--busy-rate",
+                    "7.5",
+                    "--url",
+                    "ws://b:2",
+                    "--server-pid",
+                    "11",
+                    "--server-pid",
+                    "12",
+                    "--sample-pid",
+                    "redis=13",
+                    "--label",
+                    "two words",
+                    "--variant",
+                    "v",
+                    "--variant-note",
+                    "it's built from fe44d3d",
+                    "--server-flags=--history h.sqlite",
+                    "--server-cpus",
+                    "0-3",
+                    "--loadgen-cpus",
+                    "4-7",
+                ][..],
+                &url,
+            ]
+            .concat(),
+        );
+        round_trip(
+            &[
+                &[
+                    "capacity",
+                    "--senders",
+                    "4",
+                    "--start",
+                    "50",
+                    "--step",
+                    "25",
+                    "--max",
+                    "500",
+                    "--slo-ms",
+                    "120.5",
+                    "--duration",
+                    "3",
+                ][..],
+                &url,
+            ]
+            .concat(),
+        );
+        round_trip(
+            &[
+                &[
+                    "connections",
+                    "--count",
+                    "100",
+                    "--hold",
+                    "1.5",
+                    "--source-addrs",
+                    "3",
+                    "--max-failures",
+                    "7",
+                    "--concurrency",
+                    "16",
+                    "--connect-timeout",
+                    "2.5",
+                ][..],
+                &url,
+            ]
+            .concat(),
+        );
+    }
+
+    #[test]
+    fn admit_takes_a_url_and_a_positive_timeout() {
+        let Scenario::Admit(args) = parse(&["admit", "--url", "ws://a:1"])
+            .expect("parses")
+            .scenario
+        else {
+            panic!("not admit");
+        };
+        assert_eq!(args.timeout_secs, Duration::from_secs(10));
+        let Scenario::Admit(args) = parse(&["admit", "--url", "ws://a:1", "--timeout-secs", "0.5"])
+            .expect("parses")
+            .scenario
+        else {
+            panic!("not admit");
+        };
+        assert_eq!(args.timeout_secs, Duration::from_millis(500));
+        for bad in ["0", "-1", "x"] {
+            assert!(
+                parse(&["admit", "--url", "ws://a:1", "--timeout-secs", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(parse(&["admit"]).is_err(), "a URL is required");
     }
 }

@@ -179,7 +179,7 @@ fn verdict(out: &mut String, record: &Record) {
 
 /// `71,883`: a rate (not negative) rounded to a whole number, its
 /// thousands separated.
-fn thousands(value: f64) -> String {
+pub fn thousands(value: f64) -> String {
     let digits = format!("{:.0}", value.max(0.0));
     let mut grouped = String::new();
     for (i, digit) in digits.chars().enumerate() {

@@ -221,6 +221,16 @@ pub struct Params {
     /// inline`): what the run measured, in the server's own words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_flags: Option<String>,
+    /// The cores the server was pinned to, as a `taskset -c` list, as given
+    /// (`--server-cpus`, e.g. `0-3`): recorded only, the pinning is the
+    /// sweep's. Absent when not given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpus: Option<String>,
+    /// The cores the load generator's threads were pinned to, as a
+    /// `taskset -c` list, as given (`--loadgen-cpus`, e.g. `4-7`). Absent
+    /// when they were not pinned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loadgen_cpus: Option<String>,
     /// A variant run's name (`--variant`): the run measured a modified
     /// server (binaries built from an older commit, a non-default flag),
     /// an experiment set beside the normal run with the same parameters.
@@ -651,6 +661,32 @@ mod tests {
         };
         assert_eq!(quiet.busy_room.as_ref().map(|b| b.sent), Some(12_345));
         assert_eq!(quiet.sent, 1000);
+        assert_eq!(serde_json::to_string(&back).expect("encodes"), line);
+    }
+
+    #[test]
+    fn the_pinning_is_recorded_only_when_given() {
+        let mut record: Record = serde_json::from_str(FANOUT_2026_11_26).expect("reads");
+        assert_eq!(
+            (&record.params.server_cpus, &record.params.loadgen_cpus),
+            (&None, &None)
+        );
+        let normal = serde_json::to_value(&record).expect("encodes");
+        for key in ["server_cpus", "loadgen_cpus"] {
+            assert!(
+                normal["params"].get(key).is_none(),
+                "{key} written: {normal}"
+            );
+        }
+
+        record.params.server_cpus = Some("0-3".into());
+        record.params.loadgen_cpus = Some("4-7,12".into());
+        let line = serde_json::to_string(&record).expect("encodes");
+        let value: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(value["params"]["server_cpus"], "0-3");
+        assert_eq!(value["params"]["loadgen_cpus"], "4-7,12");
+        let back: Record = serde_json::from_str(&line).expect("reads back");
+        assert_eq!(back.params.loadgen_cpus.as_deref(), Some("4-7,12"));
         assert_eq!(serde_json::to_string(&back).expect("encodes"), line);
     }
 

@@ -9,6 +9,7 @@
 
 use serde::Serialize;
 
+use chat_record::servers::{ServerKind, ServerSetup, Servers};
 use chat_record::verdict::{self, Load, Verdict};
 use chat_record::{CapacityStep, FanoutResults, FloorResults, ProcessFigures, Record, Results};
 
@@ -16,6 +17,22 @@ use chat_record::{CapacityStep, FanoutResults, FloorResults, ProcessFigures, Rec
 pub const SYNC: &str = "sync";
 /// The tokio server's label.
 pub const ASYNC: &str = "async";
+/// The Django Channels tutorial server's label.
+pub const DJANGO: &str = "django";
+
+/// The servers the report knows by label, in its order: ours (sync, then
+/// async), then the reference servers (`peers/`: uWebSockets.js, Go's
+/// gorilla/websocket, Node.js's ws), then Django.
+///
+/// Ours come first because they are the question. The reference servers
+/// follow at once, since they are the yardstick it is read against: what
+/// servers engineers already trust do with the same load on the same
+/// machine. Django, the tutorial this project reproduces and far behind
+/// every other server in the runs so far, comes last rather than between a
+/// figure and its yardstick. A label not listed here goes by its kind in `servers.json`
+/// (another of ours after ours, another reference server after those),
+/// else between the reference servers and Django; ties by name.
+pub const SERVER_ORDER: [&str; 6] = [SYNC, ASYNC, "uws", "gorilla", "node-ws", DJANGO];
 
 /// A fan-out load as the report names it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -191,23 +208,47 @@ impl Fan {
 pub struct Data<'a> {
     /// Every record, in file order.
     pub records: &'a [Record],
-    /// Servers measured in normal runs: ours first, then the others by name.
+    /// Servers measured in normal runs, in the report's order
+    /// ([`SERVER_ORDER`]).
     pub servers: Vec<String>,
+    /// Every server of the run, measured or only listed in `servers.json`
+    /// (one whose admission check failed has no runs), in the same order.
+    pub listed: Vec<String>,
+    /// What each server is and ran with (`servers.json`), if recorded.
+    pub setups: Option<&'a Servers>,
     /// The write floor: µs of CPU to `write()` one frame, the mean of the
     /// floor runs.
     pub floor_us: Option<f64>,
 }
 
 impl<'a> Data<'a> {
-    /// Sorts `records` into what the sections read.
+    /// Sorts `records` into what the sections read, without `servers.json`.
+    #[cfg(test)]
     pub fn new(records: &'a [Record]) -> Self {
+        Self::with_setups(records, None)
+    }
+
+    /// Sorts `records` into what the sections read; `setups` (the run's
+    /// `servers.json`) adds the servers that were not measured and orders
+    /// the unknown ones by their kind.
+    pub fn with_setups(records: &'a [Record], setups: Option<&'a Servers>) -> Self {
+        let rank = |s: &String| server_rank(s, setups.and_then(|x| x.get(s)));
         let mut servers: Vec<String> = records
             .iter()
             .filter(|r| is_normal(r) && !matches!(r.results, Results::Floor(_)))
             .map(|r| r.server.clone())
             .collect();
-        servers.sort_by(|a, b| server_rank(a).cmp(&server_rank(b)).then(a.cmp(b)));
+        servers.sort_by_key(rank);
         servers.dedup();
+        let mut listed = servers.clone();
+        listed.extend(
+            setups
+                .iter()
+                .flat_map(|x| &x.servers)
+                .map(|s| s.label.clone()),
+        );
+        listed.sort_by_key(rank);
+        listed.dedup();
         let floors: Vec<f64> = records
             .iter()
             .filter_map(|r| match &r.results {
@@ -220,8 +261,15 @@ impl<'a> Data<'a> {
         Self {
             records,
             servers,
+            listed,
+            setups,
             floor_us,
         }
+    }
+
+    /// What `server` is and ran with, if `servers.json` lists it.
+    pub fn setup(&self, server: &str) -> Option<&'a ServerSetup> {
+        self.setups?.get(server)
     }
 
     /// The normal (not variant) fan-out runs, judged.
@@ -271,13 +319,22 @@ pub fn is_normal(record: &Record) -> bool {
     record.params.variant.is_none() && record.params.server_flags.is_none()
 }
 
-/// Ours first (sync, then async), then the others.
-fn server_rank(server: &str) -> usize {
-    match server {
-        SYNC => 0,
-        ASYNC => 1,
-        _ => 2,
-    }
+/// Where `server` goes in the report ([`SERVER_ORDER`]): its group (ours,
+/// reference, unknown, Django), its place among the known labels, its name.
+fn server_rank(server: &str, setup: Option<&ServerSetup>) -> (u8, usize, String) {
+    let known = SERVER_ORDER.iter().position(|s| *s == server);
+    let group = match setup.map(|s| s.kind) {
+        Some(ServerKind::Ours) => 0,
+        Some(ServerKind::Reference) => 1,
+        Some(ServerKind::Django) => 3,
+        None => match server {
+            SYNC | ASYNC => 0,
+            DJANGO => 3,
+            _ if known.is_some() => 1,
+            _ => 2,
+        },
+    };
+    (group, known.unwrap_or(usize::MAX), server.to_owned())
 }
 
 fn one_frame_us(floor: &FloorResults) -> Option<f64> {

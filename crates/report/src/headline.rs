@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use chat_record::servers::Admission;
 use chat_record::verdict::{self, Load, step_held};
 use chat_record::{ConnectionsResults, Record, Results};
 
@@ -24,6 +25,10 @@ pub const IDLE_CONNECTIONS: u64 = 10_000;
 pub struct Row {
     /// The server's label.
     pub server: String,
+    /// Why it was not measured: its admission check failed, or it could
+    /// not be started (`servers.json`); `None` when it passed or was not
+    /// recorded.
+    pub admission: Option<Admission>,
     /// The capacity search's finding.
     pub capacity: Option<Capacity>,
     /// The most deliveries per second kept up at [`PEAK_CLIENTS`] in one
@@ -137,7 +142,8 @@ impl Stop {
 /// figures the verdict quotes.
 #[derive(Debug, Clone, Serialize)]
 pub struct Headline {
-    /// One row per server, ours first.
+    /// One row per server ([`Data::listed`]: the measured ones and those
+    /// `servers.json` lists), ours first.
     pub rows: Vec<Row>,
     /// The shared light load, if both of our servers kept up at one.
     pub light: Option<crate::data::LoadView>,
@@ -153,10 +159,14 @@ pub struct Headline {
 pub fn headline(data: &Data<'_>) -> Headline {
     let light = light_load(data);
     let rows: Vec<Row> = data
-        .servers
+        .listed
         .iter()
         .map(|server| Row {
             server: server.clone(),
+            admission: data
+                .setup(server)
+                .map(|s| s.admission.clone())
+                .filter(|a| !a.passed()),
             capacity: capacity(data, server),
             peak: peak(data, server),
             light: light.and_then(|l| data.fan_at(server, l)),
@@ -200,18 +210,29 @@ fn light_load(data: &Data<'_>) -> Option<Load> {
 
 /// The peak at [`PEAK_CLIENTS`] clients in one room, one sender.
 fn peak(data: &Data<'_>, server: &str) -> Option<Peak> {
-    let runs: Vec<&Record> = data
-        .normal_of(server, "fanout")
-        .filter(|r| {
-            let l = Load::of(r);
-            l.clients == PEAK_CLIENTS && l.rooms == 1 && l.senders == 1 && l.busy == (0, 0, 0)
-        })
-        .collect();
+    peak_of(data.normal_of(server, "fanout"), data.floor_us)
+}
+
+/// Whether a fan-out record is a rung of a peak ladder: [`PEAK_CLIENTS`]
+/// in one room, one sender, no busy room.
+pub fn is_peak_rung(record: &Record) -> bool {
+    let l = Load::of(record);
+    record.scenario == "fanout"
+        && l.clients == PEAK_CLIENTS
+        && l.rooms == 1
+        && l.senders == 1
+        && l.busy == (0, 0, 0)
+}
+
+/// The peak of one server's ladder among `runs` (the rungs of
+/// [`is_peak_rung`] are picked out): the most deliveries per second kept
+/// up ([`verdict::peak`]), and the first rung above it that was not.
+pub fn peak_of<'r>(runs: impl IntoIterator<Item = &'r Record>, floor: Option<f64>) -> Option<Peak> {
+    let runs: Vec<&Record> = runs.into_iter().filter(|r| is_peak_rung(r)).collect();
     if runs.is_empty() {
         return None;
     }
     let best = verdict::peak(runs.iter().copied()).map(|(r, _)| r);
-    let floor = data.floor_us;
     let best_offered = best.map_or(0.0, |r| Load::of(r).offered_per_s());
     let stopped = runs
         .iter()

@@ -4,7 +4,9 @@
 //! holding `runs.jsonl` (one [`Record`] per line, appended by the load
 //! generator), `README.md` (the exact commands, and how each ended) and
 //! `machine.json` (the [`Machine`]: cores, limits, commit; absent from runs
-//! made before it existed, and then the report says so).
+//! made before it existed, and then the report says so), and, from the
+//! sweep of issue 14 on, `servers.json` (the [`Servers`]: what each server
+//! is, how it was started, its admission check; absent from older runs).
 //! A directory missing either is not a finished run and is ignored, so a
 //! half-written session never becomes the report, and neither does any
 //! other directory of `results/` (`plots/`, `soak/`).
@@ -21,6 +23,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use chat_record::Record;
 use chat_record::machine::Machine;
+use chat_record::servers::Servers;
 use chat_record::soak::SoakRecord;
 
 /// The raw data file of a run directory.
@@ -29,6 +32,8 @@ pub const RUNS_FILE: &str = "runs.jsonl";
 pub const README_FILE: &str = "README.md";
 /// The machine of a run directory, as data.
 pub const MACHINE_FILE: &str = "machine.json";
+/// The servers of a run directory, as data.
+pub const SERVERS_FILE: &str = "servers.json";
 /// The directory, under the results directory, of the soak directories.
 pub const SOAK_DIR: &str = "soak";
 /// The raw data file of a soak directory.
@@ -43,6 +48,8 @@ pub struct RunDir {
     pub name: String,
     /// Its machine, if recorded.
     pub machine: Option<Machine>,
+    /// Its servers, if recorded.
+    pub servers: Option<Servers>,
     /// Its records, in file order.
     pub records: Vec<Record>,
     /// Its `profile.tsv`, verbatim, if it has one.
@@ -181,23 +188,29 @@ pub fn read_run(dir: &Path) -> Result<RunDir> {
     let runs = fs::read_to_string(&runs_path)
         .with_context(|| format!("reading {}", runs_path.display()))?;
     let records = parse_records(&runs).with_context(|| format!("in {}", runs_path.display()))?;
-    let machine_path = dir.join(MACHINE_FILE);
-    let machine = match fs::read_to_string(&machine_path) {
-        Ok(text) => Some(
-            serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a machine record", machine_path.display()))?,
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("reading {}", machine_path.display())),
-    };
+    let machine = read_optional(&dir.join(MACHINE_FILE), "a machine record")?;
+    let servers = read_optional(&dir.join(SERVERS_FILE), "a servers record")?;
     let profile = fs::read_to_string(dir.join(crate::floor::PROFILE_FILE)).ok();
     Ok(RunDir {
         dir: dir.to_path_buf(),
         name: dir_name(dir),
         machine,
+        servers,
         records,
         profile,
     })
+}
+
+/// A JSON file that older runs lack: `None` when it is absent, an error
+/// when it is there and not `what`.
+fn read_optional<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<Option<T>> {
+    match fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .with_context(|| format!("{} is not {what}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 /// Parses JSON lines into records.
@@ -238,6 +251,11 @@ mod tests {
                 r#"{"commit":"abc","clean":true,"started_at":"","command":"","mode":"full","host":"h","cpu_model":"","cores_online":2,"cores_usable":2,"memory_kib":1,"kernel":"","rustc":"","pinning":{"server_cpus":null,"loadgen_cpus":null},"limits":{},"raised":[],"crates":{}}"#,
             ),
         );
+        fs::write(
+            results.join("2025-02-01-a").join(SERVERS_FILE),
+            r#"{"servers":[{"label":"uws","name":"uWebSockets.js","kind":"reference","command":"node server.js","settings":"","cores":"one thread","admission":{"outcome":"failed","detail":"crossed rooms"}}]}"#,
+        )
+        .expect("write");
         write_run(&results.join("2025-03-01-a-quick"), None);
         // Newer by name, but incomplete: no README.md.
         let incomplete = results.join("2025-04-01-a");
@@ -249,12 +267,11 @@ mod tests {
         let run = read_run(&chosen).expect("read");
         assert_eq!(run.records.len(), 1);
         assert_eq!(run.machine.map(|m| m.cores_online), Some(2));
-        assert!(
-            read_run(&results.join("2025-01-01-a"))
-                .expect("read")
-                .machine
-                .is_none()
-        );
+        let servers = run.servers.expect("servers.json read");
+        assert!(!servers.get("uws").expect("listed").admission.passed());
+        let older = read_run(&results.join("2025-01-01-a")).expect("read");
+        assert!(older.machine.is_none());
+        assert!(older.servers.is_none(), "older runs have no servers.json");
         assert!(select_run(results, Some(&incomplete)).is_err());
     }
 

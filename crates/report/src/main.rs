@@ -9,8 +9,8 @@
 //! * `load`: find and read the run and the soak;
 //! * `data`: each fan-out run judged once ([`data::Fan`]);
 //! * `headline`: the first screen's table and the verdict's figures;
-//! * `fanout`, `connections`, `history`, `layers`, `soak`, `floor`,
-//!   `variants`: one section each;
+//! * `fanout`, `connections`, `cores`, `history`, `layers`, `soak`,
+//!   `floor`, `variants`: one section each;
 //! * `plots`: the SVG plots; `render`: the templates (all the words);
 //! * `report`: put them together and write the files.
 
@@ -21,6 +21,7 @@ use anyhow::Result;
 use clap::Parser;
 
 mod connections;
+mod cores;
 mod data;
 mod fanout;
 mod floor;

@@ -40,7 +40,10 @@ pub fn environment() -> Result<Environment<'static>> {
     env.add_filter("sig", format::sig);
     env.add_filter("pct", |v: f64| format::percent(v));
     env.add_filter("plain", format::plain);
-    env.add_filter("cell", |s: String| format::cell_text(&s, 120));
+    // At most 120 characters unless told: `x|cell(300)`.
+    env.add_filter("cell", |s: String, max: Option<usize>| {
+        format::cell_text(&s, max.unwrap_or(120))
+    });
     Ok(env)
 }
 

@@ -11,9 +11,11 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use chat_record::machine::Machine;
+use chat_record::servers::ServerSetup;
 use chat_record::verdict::Verdict;
 use chat_record::{Record, Results};
 
+use crate::cores::{self, Cores};
 use crate::data::{Data, Fan};
 use crate::headline::{self, Capacity, Headline};
 use crate::history::{self, History};
@@ -60,6 +62,11 @@ struct Figures<'a> {
     run: RunInfo,
     machine: Option<&'a Machine>,
     servers: &'a [String],
+    /// Every server of `servers.json` in the report's order, if recorded.
+    setups: Option<Vec<&'a ServerSetup>>,
+    /// Those `servers.json` lists that were not measured: their admission
+    /// check failed, or they could not be started.
+    unmeasured: Vec<&'a ServerSetup>,
     floor_us: Option<f64>,
     kept_up_share: f64,
     verdicts: Vec<(Verdict, usize)>,
@@ -67,6 +74,7 @@ struct Figures<'a> {
     fanout: Vec<fanout::Row>,
     capacity: Vec<(String, Capacity)>,
     connections: Vec<connections::Row>,
+    cores: Option<Cores>,
     history: Option<History>,
     layers: Option<Layers>,
     soak: Option<SoakInfo>,
@@ -111,7 +119,7 @@ pub fn generate(paths: &Paths) -> Result<Written> {
         Some(dir) => Some((dir.clone(), load::read_soak(dir)?.records)),
         None => None,
     };
-    let data = Data::new(&run.records);
+    let data = Data::with_setups(&run.records, run.servers.as_ref());
     let capacity: Vec<(String, Capacity)> = data
         .servers
         .iter()
@@ -134,6 +142,16 @@ pub fn generate(paths: &Paths) -> Result<Written> {
     }
     // Kept up first, then the others, worst last.
     let verdicts: Vec<(Verdict, usize)> = verdicts.into_iter().rev().collect();
+    let setups: Option<Vec<&ServerSetup>> = run
+        .servers
+        .as_ref()
+        .map(|_| data.listed.iter().filter_map(|s| data.setup(s)).collect());
+    let unmeasured = setups
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|s| !s.admission.passed())
+        .collect();
     let context = Figures {
         run: RunInfo {
             name: run.name.clone(),
@@ -143,6 +161,8 @@ pub fn generate(paths: &Paths) -> Result<Written> {
         },
         machine: run.machine.as_ref(),
         servers: &data.servers,
+        setups,
+        unmeasured,
         floor_us: data.floor_us,
         kept_up_share: chat_record::verdict::KEPT_UP_SHARE,
         verdicts,
@@ -150,6 +170,7 @@ pub fn generate(paths: &Paths) -> Result<Written> {
         fanout: fanout::rows(&data),
         capacity,
         connections: connections::rows(&data),
+        cores: cores::cores(&data),
         history: history::history(&data),
         layers: layers::layers(&data),
         soak: soaks.as_ref().map(|(dir, records)| SoakInfo {

@@ -1,6 +1,7 @@
 //! Fixture records for the tests: small, with only the fields the report
 //! reads set.
 
+use chat_record::servers::{Admission, ServerKind, ServerSetup, Servers};
 use chat_record::soak::{SoakParams, SoakRecord, SoakSample, SoakTotals};
 use chat_record::{
     CapacityResults, CapacityStep, ConnectionsResults, Deployment, FanoutResults, FloorBatch,
@@ -227,4 +228,114 @@ pub fn soak_record(server: &str, minutes: u64) -> SoakRecord {
         passed: true,
         warnings: Vec::new(),
     }
+}
+
+/// The reference servers, in the report's order.
+pub const REFERENCES: [&str; 3] = ["uws", "gorilla", "node-ws"];
+/// Why the fixture's node-ws failed its admission check.
+pub const NODE_WS_FAILURE: &str = "two senders' messages reached members in different orders";
+
+/// A `servers.json` as the sweep of issue 14 writes it, in the order
+/// measured (not the report's): Django first, then the reference servers
+/// (node-ws failed its admission check), then ours.
+pub fn servers() -> Servers {
+    let setup = |label: &str, name: &str, kind, cores: &str, admission| ServerSetup {
+        label: label.to_owned(),
+        name: name.to_owned(),
+        kind,
+        command: format!("{label} --port 0"),
+        settings: format!("{name}'s settings: queue of 4,096 | closed with 1013"),
+        cores: cores.to_owned(),
+        admission,
+    };
+    Servers {
+        servers: vec![
+            setup(
+                "django",
+                "Django Channels tutorial",
+                ServerKind::Django,
+                "one process",
+                Admission::Passed,
+            ),
+            setup(
+                "node-ws",
+                "Node.js ws 8.23.1",
+                ServerKind::Reference,
+                "one thread",
+                Admission::Failed(NODE_WS_FAILURE.to_owned()),
+            ),
+            setup(
+                "gorilla",
+                "Go gorilla/websocket",
+                ServerKind::Reference,
+                "every core (GOMAXPROCS)",
+                Admission::Passed,
+            ),
+            setup(
+                "uws",
+                "uWebSockets.js (npm uwebsockets 3.0.6)",
+                ServerKind::Reference,
+                "one thread",
+                Admission::Passed,
+            ),
+            setup(
+                "async",
+                "chat-async",
+                ServerKind::Ours,
+                "a worker per core",
+                Admission::Passed,
+            ),
+            setup(
+                "sync",
+                "chat-sync",
+                ServerKind::Ours,
+                "a thread per connection",
+                Admission::Passed,
+            ),
+        ],
+    }
+}
+
+/// What a server measured like ours has: the fan-out ladder at 100 msg/s,
+/// the peak ladder at 1,000 clients (kept up to 1,000 msg/s, fell behind at
+/// 2,000), a capacity search and the idle connections ladder.
+pub fn measured_like_ours(server: &str) -> Vec<Record> {
+    let mut records: Vec<Record> = [10, 100, 1000, 5000]
+        .into_iter()
+        .map(|clients| {
+            let offered = clients as f64 * 100.0;
+            fanout_record(server, clients, 1, 100.0, offered)
+        })
+        .collect();
+    records.extend([
+        fanout_record(server, 1000, 1, 300.0, 300_000.0),
+        fanout_record(server, 1000, 1, 1000.0, 1_000_000.0),
+        fanout_record(server, 1000, 1, 2000.0, 1_200_000.0),
+        capacity_record(server, &[(1000, 10.0, true), (2000, 400.0, true)]),
+        connections_record(server, 1000, 1000, None),
+        connections_record(server, 10_000, 10_000, None),
+    ]);
+    records
+}
+
+/// A run of the cores experiment: `server` pinned to `cores` cores, a
+/// fan-out of `clients` in one room, one sender at `rate`, that made
+/// `delivered_per_s`.
+pub fn cores_record(
+    server: &str,
+    cores: u64,
+    clients: u64,
+    rate: f64,
+    delivered_per_s: f64,
+) -> Record {
+    let mut r = fanout_record(server, clients, 1, rate, delivered_per_s);
+    r.params.variant = Some(format!("cores-{cores}"));
+    r.params.variant_note = Some(format!("pinned to {cores} core(s)"));
+    r.params.server_cpus = Some(if cores == 1 {
+        "1".to_owned()
+    } else {
+        format!("1-{cores}")
+    });
+    r.params.loadgen_cpus = Some("0".to_owned());
+    r
 }

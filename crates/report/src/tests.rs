@@ -3,14 +3,17 @@
 
 use std::fs;
 
-use crate::data::{ASYNC, SYNC};
+use chat_record::Record;
+use chat_record::servers::Servers;
+
+use crate::data::{ASYNC, DJANGO, Data, SYNC};
 use crate::report::{self, Paths};
 use crate::testdata::{
-    capacity_record, connections_record, fanout_params, fanout_record, floor_record, soak_record,
-    variant_record,
+    NODE_WS_FAILURE, REFERENCES, capacity_record, connections_record, cores_record, fanout_params,
+    fanout_record, floor_record, measured_like_ours, servers, soak_record, variant_record,
 };
 
-fn write_run(dir: &std::path::Path, records: &[chat_record::Record]) {
+fn write_run(dir: &std::path::Path, records: &[Record]) {
     fs::create_dir_all(dir).expect("mkdir");
     let lines: Vec<String> = records
         .iter()
@@ -20,7 +23,23 @@ fn write_run(dir: &std::path::Path, records: &[chat_record::Record]) {
     fs::write(dir.join("README.md"), "commands").expect("write");
 }
 
-fn sample() -> Vec<chat_record::Record> {
+/// Every run of the cores experiment for `server`: on 1 core it keeps up to
+/// 300 msg/s and falls behind at 1,000 (delivering more than it kept up
+/// with, which must not count); on 2 cores it keeps up to 1,000 and falls
+/// behind at 2,000; the light load on each.
+fn cores_runs(server: &str) -> Vec<Record> {
+    vec![
+        cores_record(server, 1, 1000, 300.0, 300_000.0),
+        cores_record(server, 1, 1000, 1000.0, 600_000.0),
+        cores_record(server, 1, 100, 100.0, 10_000.0),
+        cores_record(server, 2, 1000, 300.0, 300_000.0),
+        cores_record(server, 2, 1000, 1000.0, 1_000_000.0),
+        cores_record(server, 2, 1000, 2000.0, 1_100_000.0),
+        cores_record(server, 2, 100, 100.0, 10_000.0),
+    ]
+}
+
+fn sample() -> Vec<Record> {
     let mut behind = fanout_record(SYNC, 1000, 1, 300.0, 150_000.0);
     if let chat_record::Results::Fanout(f) = &mut behind.results {
         // A p99 no kept-up run has: it must not appear in the report.
@@ -70,8 +89,20 @@ fn sample() -> Vec<chat_record::Record> {
     ]
 }
 
+/// The sample with the reference servers (node-ws failed its admission:
+/// no runs), Django's fan-out, and the cores experiment.
+fn sample_with_the_field() -> Vec<Record> {
+    let mut records = sample();
+    records.extend(measured_like_ours("uws"));
+    records.extend(measured_like_ours("gorilla"));
+    records.push(fanout_record(DJANGO, 100, 1, 100.0, 3000.0));
+    records.extend(cores_runs(SYNC));
+    records.extend(cores_runs("uws"));
+    records
+}
+
 /// A quiet room beside a busy one that fell behind.
-fn stall_record() -> chat_record::Record {
+fn stall_record() -> Record {
     let mut params = fanout_params(10, 1, 20.0);
     params.busy_clients = Some(10);
     params.busy_senders = Some(10);
@@ -89,7 +120,9 @@ fn stall_record() -> chat_record::Record {
 fn the_report_is_short_deterministic_and_shows_no_backlog_as_latency() {
     let tmp = tempfile::tempdir().expect("tmp");
     let run = tmp.path().join("2026-01-01-host");
-    write_run(&run, &sample());
+    write_run(&run, &sample_with_the_field());
+    let setups = serde_json::to_string(&servers()).expect("json");
+    fs::write(run.join("servers.json"), setups).expect("write");
     let soak = tmp.path().join("soak/2026-01-01-host");
     fs::create_dir_all(&soak).expect("mkdir");
     let line = serde_json::to_string(&soak_record(SYNC, 30)).expect("json");
@@ -122,12 +155,233 @@ fn the_report_is_short_deterministic_and_shows_no_backlog_as_latency() {
         "## Rooms on Redis",
         "## Endurance",
         "## Before and after",
+        "## The servers",
+        "## Cores",
         "futex_wake",
     ] {
         assert!(first.contains(section), "{section} missing:\n{first}");
     }
+    assert!(
+        first.contains(&format!(
+            "| node-ws | not measured, failed admission: {NODE_WS_FAILURE} |"
+        )),
+        "a failed admission shown as such in the headline:\n{first}"
+    );
+    assert!(
+        first.contains("queue of 4,096 \\| closed with 1013"),
+        "servers.json's words, a pipe escaped:\n{first}"
+    );
     let again = report::generate(&paths).expect("again");
     assert_eq!(fs::read_to_string(again.report).expect("report"), first);
+}
+
+#[test]
+fn without_servers_json_the_report_says_so() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let run = tmp.path().join("2026-01-01-host");
+    write_run(&run, &sample());
+    let paths = Paths {
+        run,
+        soak: None,
+        out: tmp.path().to_path_buf(),
+        command: "chat-report".to_owned(),
+    };
+    let written = report::generate(&paths).expect("generated");
+    let text = fs::read_to_string(&written.report).expect("report");
+    assert!(text.contains("no `servers.json`"), "{text}");
+    assert!(!text.contains("## Cores"), "no cores runs, no section");
+    assert!(!text.contains("Not measured"), "{text}");
+}
+
+#[test]
+fn reference_servers_sit_beside_ours_in_every_table() {
+    let records = sample_with_the_field();
+    let setups = servers();
+    let data = Data::with_setups(&records, Some(&setups));
+    let order = [SYNC, ASYNC, "uws", "gorilla", DJANGO];
+    assert_eq!(data.servers, order, "measured, in the report's order");
+    let listed = [SYNC, ASYNC, "uws", "gorilla", "node-ws", DJANGO];
+    assert_eq!(data.listed, listed, "node-ws listed, not measured");
+
+    let headline = crate::headline::headline(&data);
+    let rows: Vec<&str> = headline.rows.iter().map(|r| r.server.as_str()).collect();
+    assert_eq!(rows, listed);
+    for reference in ["uws", "gorilla"] {
+        let row = headline
+            .rows
+            .iter()
+            .find(|r| r.server == reference)
+            .expect("a row");
+        assert!(row.admission.is_none());
+        let peak = row
+            .peak
+            .as_ref()
+            .and_then(|p| p.best.as_ref())
+            .expect("a peak");
+        assert_eq!(peak.delivered_per_s, 1_000_000.0, "the kept-up rung");
+        assert!(row.light.as_ref().is_some_and(|f| f.kept_up()));
+        assert_eq!(row.capacity.as_ref().and_then(|c| c.clients), Some(1000));
+        assert!(row.idle.as_ref().is_some_and(|i| i.rss_kib.is_some()));
+    }
+
+    let fanout = crate::fanout::rows(&data);
+    let light = fanout
+        .iter()
+        .find(|r| r.load.clients == 100 && r.load.rate == 100.0)
+        .expect("the light load's row");
+    assert_eq!(
+        light.cells.len(),
+        order.len(),
+        "one cell per measured server"
+    );
+    assert!(
+        light.cells.iter().all(Option::is_some),
+        "every server ran it"
+    );
+    let connections = crate::connections::rows(&data);
+    let ten_thousand = connections
+        .iter()
+        .find(|r| r.target == 10_000)
+        .expect("row");
+    assert!(ten_thousand.cells[2].as_ref().is_some_and(|c| c.all), "uws");
+    let capacity: Vec<String> = data
+        .servers
+        .iter()
+        .filter(|s| crate::headline::capacity(&data, s).is_some())
+        .cloned()
+        .collect();
+    assert_eq!(capacity, [SYNC, ASYNC, "uws", "gorilla"]);
+    for chart in [
+        crate::plots::headline_chart(&data),
+        crate::plots::rss_chart(&data),
+    ] {
+        let labels: Vec<String> = chart
+            .expect("drawn")
+            .series
+            .into_iter()
+            .map(|s| s.label)
+            .collect();
+        assert!(
+            REFERENCES[..2]
+                .iter()
+                .all(|r| labels.iter().any(|l| l == r)),
+            "{labels:?}"
+        );
+    }
+}
+
+#[test]
+fn a_server_that_failed_admission_shows_as_such_with_no_figures() {
+    let records = sample_with_the_field();
+    let setups = servers();
+    let data = Data::with_setups(&records, Some(&setups));
+    let headline = crate::headline::headline(&data);
+    let row = headline
+        .rows
+        .iter()
+        .find(|r| r.server == "node-ws")
+        .expect("a row for node-ws");
+    assert!(matches!(
+        &row.admission,
+        Some(chat_record::servers::Admission::Failed(why)) if why == NODE_WS_FAILURE
+    ));
+    assert!(row.capacity.is_none() && row.peak.is_none() && row.light.is_none());
+    assert!(row.idle.is_none() && row.held.is_none());
+    assert!(!data.servers.iter().any(|s| s == "node-ws"), "no column");
+}
+
+#[test]
+fn the_server_order_holds_without_servers_json() {
+    let records: Vec<Record> = [DJANGO, "node-ws", "other", "gorilla", ASYNC, "uws", SYNC]
+        .into_iter()
+        .map(|s| fanout_record(s, 10, 1, 100.0, 1000.0))
+        .collect();
+    let data = Data::new(&records);
+    let order = [SYNC, ASYNC, "uws", "gorilla", "node-ws", "other", DJANGO];
+    assert_eq!(data.servers, order);
+    // servers.json places an unknown label by its kind.
+    let mut setups = Servers::default();
+    let mut other = servers().servers[0].clone();
+    other.label = "other".to_owned();
+    other.kind = chat_record::servers::ServerKind::Ours;
+    setups.servers.push(other);
+    let data = Data::with_setups(&records, Some(&setups));
+    assert_eq!(data.servers[2], "other", "another of ours, after ours");
+}
+
+#[test]
+fn the_cores_table_takes_the_kept_up_peak_and_its_scaling() {
+    let mut records = cores_runs(SYNC);
+    // node-ws reaches the ladder's top on one core: no ratio can be read.
+    records.extend([
+        cores_record("node-ws", 1, 1000, 300.0, 300_000.0),
+        cores_record("node-ws", 2, 1000, 300.0, 300_000.0),
+    ]);
+    let setups = servers();
+    let data = Data::with_setups(&records, Some(&setups));
+    let cores = crate::cores::cores(&data).expect("cores runs");
+    let rows: Vec<(&str, u64)> = cores
+        .rows
+        .iter()
+        .map(|r| (r.server.as_str(), r.cores))
+        .collect();
+    assert_eq!(rows, [(SYNC, 1), (SYNC, 2), ("node-ws", 1), ("node-ws", 2)]);
+    let one = &cores.rows[0];
+    let peak = one.peak.as_ref().expect("a ladder");
+    let best = peak.best.as_ref().expect("kept up once");
+    assert_eq!(
+        best.delivered_per_s, 300_000.0,
+        "the fell-behind rung delivered more, and does not count"
+    );
+    assert_eq!(peak.stopped.as_ref().map(|f| f.load.rate), Some(1000.0));
+    assert!(one.first && !cores.rows[1].first);
+    assert_eq!(one.words.as_deref(), Some("a thread per connection"));
+    assert_eq!(one.server_cpus.as_deref(), Some("1"));
+    assert!(one.light.as_ref().is_some_and(|f| f.cpu_us.is_some()));
+    assert_eq!(one.scaling, None, "one core is the base");
+    let two = &cores.rows[1];
+    assert_eq!(two.scaling, Some(1_000_000.0 / 300_000.0));
+    assert!(!two.scaling_at_least, "it stopped at 2,000 msg/s");
+    assert_eq!(cores.rows[3].scaling, None, "one core reached the top");
+    assert_eq!(cores.light.map(|l| l.clients), Some(100));
+    assert_eq!(one.loadgen_cpus.as_deref(), Some("0"));
+}
+
+#[test]
+fn cores_runs_stay_out_of_every_other_section() {
+    let mut records = vec![
+        fanout_record(SYNC, 1000, 1, 100.0, 100_000.0),
+        fanout_record(SYNC, 100, 1, 100.0, 10_000.0),
+        fanout_record(ASYNC, 100, 1, 100.0, 10_000.0),
+    ];
+    records.extend(cores_runs(SYNC));
+    records.extend(cores_runs(ASYNC));
+    // A `current` run at a cores run's load: the before/after pairing must
+    // not take the cores run for a variant to compare with it.
+    records.push(variant_record(
+        SYNC,
+        "current",
+        fanout_params(1000, 1, 300.0),
+        300_000.0,
+    ));
+    let data = Data::new(&records);
+    assert!(data.fans().iter().all(|f| f.variant.is_none()));
+    let loads: Vec<(u64, f64)> = crate::fanout::rows(&data)
+        .iter()
+        .map(|r| (r.load.clients, r.load.rate))
+        .collect();
+    assert_eq!(loads, [(100, 100.0), (1000, 100.0)], "no cores rung");
+    let headline = crate::headline::headline(&data);
+    let sync = headline.sync.expect("sync row");
+    let best = sync.peak.and_then(|p| p.best).expect("its normal peak");
+    assert_eq!(best.load.rate, 100.0, "not a cores run's 1,000 msg/s");
+    assert!(headline.r#async.expect("async row").peak.is_none());
+    assert!(crate::variants::pairs(&data).is_empty());
+    assert!(crate::history::history(&data).is_none());
+    assert!(crate::layers::layers(&data).is_none());
+    let chart = crate::plots::headline_chart(&data).expect("drawn");
+    let points: usize = chart.series.iter().map(|s| s.points.len()).sum();
+    assert_eq!(points, 1, "only the normal run at 1,000 clients");
 }
 
 #[test]

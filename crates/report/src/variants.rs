@@ -13,7 +13,7 @@ use crate::data::{Data, Fan};
 /// The variant name of today's server in a pair.
 pub const CURRENT: &str = "current";
 /// Variant prefixes that belong to other sections.
-const OTHER_SECTIONS: [&str; 3] = ["history-", "stall-", "layer-"];
+const OTHER_SECTIONS: [&str; 4] = ["history-", "stall-", "layer-", crate::cores::PREFIX];
 
 /// One variant and today's server on the same load.
 #[derive(Debug, Clone, Serialize)]

@@ -18,10 +18,13 @@
 //!   handshakes (404, 403, 503, 400, 426, ...).
 //! * [`unique_room`]: a room name no other test (or test process) uses.
 //! * [`ServerProcess`]: a server binary started as a child process, its
-//!   address read from the first line it prints, stopped with `SIGTERM`.
+//!   address read from the first line it prints, stopped with `SIGTERM`;
+//!   built on [`launch::Launch`], which starts any server (ours, the
+//!   reference servers, Daphne) with its logs in files and stops it with
+//!   `SIGTERM` then `SIGKILL`, for the benchmark's driver.
 //! * [`proc_status`]: a process's `Threads` and `VmRSS`, read from
 //!   `/proc/<pid>/status`.
-//! * [`RedisServer`]: a `redis-server` of the test's own (free port,
+//! * [`RedisServer`]: a `redis-server` of the test's (or the benchmark's) own (free port,
 //!   temporary directory, no persistence) that it can stop and restart on
 //!   the same port; [`RedisServer::publish`] and [`Subscriber`] watch and
 //!   inject pub/sub traffic without a Redis client crate.
@@ -38,6 +41,7 @@ mod crowd;
 mod deaf;
 mod django;
 pub mod http;
+pub mod launch;
 pub mod limits;
 mod process;
 mod procfs;

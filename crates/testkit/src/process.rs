@@ -1,31 +1,26 @@
 //! A server binary run as a child process.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
 use chat_protocol::close::CloseReason;
+
+use crate::launch::{Launch, Launched};
 
 use crate::procfs::{ProcStatus, proc_status};
 use crate::{Client, expect_all_closed};
 use crate::{POLL_INTERVAL, STEP_TIMEOUT};
-
-/// What the servers print first: `listening on http://HOST:PORT`.
-const LISTENING_PREFIX: &str = "listening on http://";
 
 /// A server binary started as a child process.
 ///
 /// Its first line on stdout gives its address; the rest of its stdout is read
 /// and dropped on a thread, so it never blocks on a full pipe; its stderr is
 /// the test's. Dropping it kills the process if it is still running, so a
-/// failed test leaves nothing behind.
+/// failed test leaves nothing behind. Started through [`Launch`].
 pub struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
+    launched: Launched,
     program: String,
 }
 
@@ -39,59 +34,26 @@ impl ServerProcess {
 
     /// [`ServerProcess::start`], returning failures instead of panicking.
     pub fn try_start(program: &str, args: &[&str]) -> anyhow::Result<Self> {
-        let mut child = Command::new(program)
+        let launched = Launch::new(program)
             .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("spawn failed")?;
-        let stdout = child.stdout.take().context("no stdout pipe")?;
-        let (first_line, first_line_rx) = mpsc::channel();
-        thread::Builder::new()
-            .name("server-stdout".into())
-            .spawn(move || {
-                let mut lines = BufReader::new(stdout).lines();
-                let _ = first_line.send(lines.next());
-                // Keep the pipe drained until the server exits.
-                for _ in lines {}
-            })
-            .context("cannot start the stdout reader")?;
-        let mut server = Self {
-            child,
-            // Replaced below once the first line has been read.
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            .ready_within(STEP_TIMEOUT)
+            .start()?;
+        Ok(Self {
+            launched,
             program: program.to_owned(),
-        };
-        let line = match first_line_rx.recv_timeout(STEP_TIMEOUT) {
-            Ok(Some(Ok(line))) => line,
-            Ok(Some(Err(error))) => bail!("reading its stdout failed: {error}"),
-            Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let status = server.child.wait().context("wait failed")?;
-                bail!("it exited ({status}) without printing its address");
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                bail!("it printed no line within {} s", STEP_TIMEOUT.as_secs())
-            }
-        };
-        let addr = line.strip_prefix(LISTENING_PREFIX).with_context(|| {
-            format!("first line {line:?} does not start with {LISTENING_PREFIX:?}")
-        })?;
-        server.addr = addr
-            .trim()
-            .parse()
-            .with_context(|| format!("first line {line:?} holds no HOST:PORT"))?;
-        Ok(server)
+        })
     }
 
     /// The address the server printed.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.launched.addr()
     }
 
     /// The server's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.launched
+            .pid()
+            .unwrap_or_else(|| panic!("{} has already exited", self.program))
     }
 
     /// The server's thread count and resident memory, now. Panics if the
@@ -158,31 +120,26 @@ impl ServerProcess {
     /// Panics (and kills it) if it is still running then.
     pub fn wait_for_exit(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;
+        let program = self.program.clone();
+        let pid = self.pid();
+        let child = self
+            .launched
+            .child_mut()
+            .unwrap_or_else(|| panic!("{program} has already exited"));
         loop {
-            match self.child.try_wait() {
+            match child.try_wait() {
                 Ok(Some(status)) => return status,
                 Ok(None) if Instant::now() < deadline => thread::sleep(POLL_INTERVAL),
                 Ok(None) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
+                    let _ = child.kill();
+                    let _ = child.wait();
                     panic!(
-                        "{} ({}) still running {} s after it was asked to stop; killed it",
-                        self.program,
-                        self.pid(),
+                        "{program} ({pid}) still running {} s after it was asked to stop; killed it",
                         timeout.as_secs()
                     );
                 }
-                Err(error) => panic!("waiting for {} failed: {error}", self.program),
+                Err(error) => panic!("waiting for {program} failed: {error}"),
             }
-        }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
         }
     }
 }

@@ -59,38 +59,49 @@ impl RedisServer {
     /// `PING`. Panics if the program is not installed (saying how to install
     /// it), or if it does not come up within [`STEP_TIMEOUT`].
     pub fn start() -> Self {
+        Self::start_program(PROGRAM).unwrap_or_else(|error| panic!("{error:#}"))
+    }
+
+    /// [`RedisServer::start`], returning failures instead of panicking: for
+    /// a program (the benchmark's driver) that must carry on and say why.
+    pub fn try_start() -> anyhow::Result<Self> {
         Self::start_program(PROGRAM)
     }
 
-    fn start_program(program: &str) -> Self {
+    fn start_program(program: &str) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("chat-redis-")
             .tempdir()
-            .unwrap_or_else(|error| panic!("cannot create a directory for Redis: {error}"));
+            .context("cannot create a directory for Redis")?;
         let mut failures = Vec::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
             match launch(program, dir.path(), port) {
                 Ok(child) => {
-                    return Self {
+                    return Ok(Self {
                         child: Some(child),
                         port,
                         dir,
-                    };
+                    });
                 }
-                Err(Launch::NotFound) => panic!("{NOT_FOUND}"),
+                Err(Launch::NotFound) => bail!("{NOT_FOUND}"),
                 // Most likely another process took the port first: try
                 // another one.
                 Err(Launch::Exited(error)) => failures.push(format!("port {port}: {error:#}")),
                 Err(Launch::Failed(error)) => {
-                    panic!("Redis on port {port} did not start: {error:#}")
+                    bail!("Redis on port {port} did not start: {error:#}")
                 }
             }
         }
-        panic!(
+        bail!(
             "Redis did not start on any of {PORT_ATTEMPTS} free ports:\n{}",
             failures.join("\n")
         )
+    }
+
+    /// Its process id while it runs, to sample its CPU and memory.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -572,8 +583,15 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "redis-server not found: install it")]
     fn a_missing_program_fails_saying_how_to_install_it() {
-        RedisServer::start_program("/nonexistent/redis-server");
+        let Err(error) = RedisServer::start_program("/nonexistent/redis-server") else {
+            panic!("a missing program started");
+        };
+        assert!(
+            error
+                .to_string()
+                .starts_with("redis-server not found: install it"),
+            "{error:#}"
+        );
     }
 }
