@@ -178,12 +178,20 @@ func main() {
 			http.Error(w, "not found", http.StatusNotFound)
 			return
 		}
+		// In the room before the 101 response, as the protocol asks (and
+		// as our servers do): a message sent by anyone once this client's
+		// handshake has completed reaches it. Gorilla's example registers
+		// after the upgrade, which lets a message sent meanwhile miss the
+		// new member; the admission check caught it. Frames queued before
+		// the upgrade wait in the client's queue for its write goroutine.
+		c := &Client{hub: rooms.get(m[1]), send: make(chan []byte, *queue)}
+		c.hub.register <- c
 		conn, err := upgrader.Upgrade(w, r, nil)
 		if err != nil {
+			c.hub.unregister <- c
 			return
 		}
-		c := &Client{hub: rooms.get(m[1]), conn: conn, send: make(chan []byte, *queue)}
-		c.hub.register <- c
+		c.conn = conn
 		go c.writePump()
 		go c.readPump()
 	})
