@@ -213,7 +213,7 @@ impl Driver {
                 let units: Vec<(Group_, Option<&Setting>)> = experiment
                     .settings
                     .iter()
-                    .filter(|s| s.mix.is_none() && self.applies(s, label))
+                    .filter(|s| s.mix.is_none() && plan::applies(&self.sweep, s, label))
                     .map(|s| {
                         let processes = vec![label.clone(); s.processes.unwrap_or(1)];
                         (
@@ -248,23 +248,6 @@ impl Driver {
             }
         }
         drop(raised);
-    }
-
-    /// Whether `setting` runs on server `label`.
-    fn applies(&self, setting: &Setting, label: &str) -> bool {
-        let listed = setting
-            .servers
-            .as_ref()
-            .is_none_or(|s| s.iter().any(|x| x == label));
-        let ours = self
-            .sweep
-            .server(label)
-            .is_some_and(|d| d.kind == Kind::Ours);
-        // Flags, other binaries and Redis processes are our servers' options.
-        let needs_ours = !setting.flags.is_empty()
-            || setting.binaries == Binaries::Baseline
-            || setting.redis.is_some();
-        listed && (ours || !needs_ours)
     }
 
     /// One ladder: every unit (setting) at each step, until the stop rule

@@ -5,33 +5,11 @@ use std::time::Duration;
 
 use chat_loadgen::capacity::CapacityParams;
 use chat_loadgen::connections::ConnectionsParams;
+use chat_loadgen::defaults;
 use chat_loadgen::fanout::{BusyRoom, FanoutParams};
 use chat_loadgen::scenario::Load;
 
-use crate::sweep::{Experiment, LoadSpec, Scenario, Setting, Sweep};
-
-/// Seconds to wait for one connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections opened at once.
-const CONNECT_CONCURRENCY: usize = 256;
-/// Failed connections after which a connections run tries no more.
-const MAX_CONNECT_FAILURES: u64 = 100;
-
-/// The load generator's defaults where a step says nothing: those of
-/// `chat-loadgen`'s command line.
-mod defaults {
-    pub const ROOMS: u64 = 1;
-    pub const SENDERS: u64 = 1;
-    pub const RATE: f64 = 100.0;
-    pub const PAYLOAD: usize = 64;
-    pub const WARMUP: f64 = 2.0;
-    pub const DURATION: f64 = 10.0;
-    pub const DRAIN: f64 = 5.0;
-    pub const DRAIN_MAX: f64 = 60.0;
-    pub const BUSY_RATE: f64 = 100.0;
-    pub const SLO_MS: f64 = 250.0;
-    pub const HOLD: f64 = 5.0;
-}
+use crate::sweep::{Binaries, Experiment, Kind, LoadSpec, Scenario, Setting, Sweep};
 
 fn secs(value: Option<f64>, default: f64) -> Duration {
     Duration::from_secs_f64(value.unwrap_or(default).max(0.0))
@@ -46,18 +24,18 @@ pub fn fanout(spec: &LoadSpec) -> anyhow::Result<FanoutParams> {
         clients,
         rooms: spec.rooms.unwrap_or(defaults::ROOMS),
         senders_per_room: spec.senders.unwrap_or(defaults::SENDERS),
-        rate_per_s: spec.rate.unwrap_or(defaults::RATE),
-        payload_bytes: spec.payload.unwrap_or(defaults::PAYLOAD),
-        warmup: secs(spec.warmup, defaults::WARMUP),
-        duration: secs(spec.duration, defaults::DURATION),
-        drain: secs(spec.drain, defaults::DRAIN),
-        drain_max: secs(spec.drain_max, defaults::DRAIN_MAX),
-        connect_timeout: CONNECT_TIMEOUT,
-        connect_concurrency: CONNECT_CONCURRENCY,
+        rate_per_s: spec.rate.unwrap_or(defaults::RATE_PER_S),
+        payload_bytes: spec.payload.unwrap_or(defaults::PAYLOAD_BYTES),
+        warmup: secs(spec.warmup, defaults::WARMUP_S),
+        duration: secs(spec.duration, defaults::DURATION_S),
+        drain: secs(spec.drain, defaults::DRAIN_S),
+        drain_max: secs(spec.drain_max, defaults::DRAIN_MAX_S),
+        connect_timeout: Duration::from_secs_f64(defaults::CONNECT_TIMEOUT_S),
+        connect_concurrency: defaults::CONCURRENCY,
         busy: spec.busy_senders.map(|senders| BusyRoom {
             clients: spec.busy_clients.unwrap_or(senders),
             senders,
-            rate_per_s: spec.busy_rate.unwrap_or(defaults::BUSY_RATE),
+            rate_per_s: spec.busy_rate.unwrap_or(defaults::BUSY_RATE_PER_S),
         }),
     })
 }
@@ -74,12 +52,15 @@ pub fn load(
     Ok(match scenario {
         Scenario::Fanout | Scenario::HalfPeak => Load::Fanout(fanout(spec)?),
         Scenario::Capacity => {
-            let start = spec.start.unwrap_or(100);
+            let start = spec.start.unwrap_or(defaults::CAPACITY_START);
             let cap = fd_room / 1000 * 1000;
-            let max = spec.max.unwrap_or(5000).min(cap.max(start));
+            let max = spec
+                .max
+                .unwrap_or(defaults::CAPACITY_MAX)
+                .min(cap.max(start));
             Load::Capacity(CapacityParams {
                 start,
-                step: spec.step.unwrap_or(100),
+                step: spec.step.unwrap_or(defaults::CAPACITY_STEP),
                 max,
                 slo: Duration::from_secs_f64(spec.slo_ms.unwrap_or(defaults::SLO_MS) / 1000.0),
                 fanout: fanout(&LoadSpec {
@@ -96,11 +77,11 @@ pub fn load(
             let source_addrs = count.div_ceil(per_source_addr.max(1)).clamp(1, 250);
             Load::Connections(ConnectionsParams {
                 count,
-                hold: secs(spec.hold, defaults::HOLD),
+                hold: secs(spec.hold, defaults::HOLD_S),
                 source_addrs: u8::try_from(source_addrs).unwrap_or(u8::MAX),
-                connect_timeout: CONNECT_TIMEOUT,
-                concurrency: CONNECT_CONCURRENCY,
-                max_failures: MAX_CONNECT_FAILURES,
+                connect_timeout: Duration::from_secs_f64(defaults::CONNECT_TIMEOUT_S),
+                concurrency: defaults::CONCURRENCY,
+                max_failures: defaults::MAX_FAILURES,
             })
         }
     })
@@ -161,23 +142,27 @@ pub fn most_runs(sweep: &Sweep, experiment: &Experiment, servers: &[&str], fd_ro
             } else {
                 let applies = servers
                     .iter()
-                    .filter(|l| {
-                        setting
-                            .servers
-                            .as_ref()
-                            .is_none_or(|s| s.iter().any(|x| x == *l))
-                    })
-                    .filter(|l| {
-                        setting.flags.is_empty()
-                            || sweep
-                                .server(l)
-                                .is_some_and(|d| d.kind == crate::sweep::Kind::Ours)
-                    })
+                    .filter(|label| applies(sweep, setting, label))
                     .count();
                 n * applies
             }
         })
         .sum()
+}
+
+/// Whether `setting` runs on server `label`: listed (or no list), and
+/// one of ours where it needs our servers' options (flags, the baseline's
+/// binaries, Redis processes).
+pub fn applies(sweep: &Sweep, setting: &Setting, label: &str) -> bool {
+    let listed = setting
+        .servers
+        .as_ref()
+        .is_none_or(|s| s.iter().any(|x| x == label));
+    let ours = sweep.server(label).is_some_and(|d| d.kind == Kind::Ours);
+    let needs_ours = !setting.flags.is_empty()
+        || setting.binaries == Binaries::Baseline
+        || setting.redis.is_some();
+    listed && (ours || !needs_ours)
 }
 
 #[cfg(test)]

@@ -52,6 +52,7 @@ pub mod capacity;
 pub mod client;
 pub mod connections;
 pub mod cpus;
+pub mod defaults;
 pub mod fanout;
 pub mod floor;
 pub mod machine;

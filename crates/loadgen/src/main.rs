@@ -14,6 +14,7 @@ use chat_loadgen::admission;
 use chat_loadgen::capacity::CapacityParams;
 use chat_loadgen::connections::ConnectionsParams;
 use chat_loadgen::cpus::parse_cpu_list;
+use chat_loadgen::defaults;
 use chat_loadgen::fanout::{BusyRoom, FanoutParams};
 use chat_loadgen::floor::{self, FloorParams};
 use chat_loadgen::machine::{self, MachineArgs};
@@ -55,16 +56,16 @@ enum Scenario {
         #[arg(long, default_value_t = 1)]
         senders: u64,
         /// Clients in the first step.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = defaults::CAPACITY_START)]
         start: u64,
         /// Clients added per step.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = defaults::CAPACITY_STEP)]
         step: u64,
         /// The largest step tried.
-        #[arg(long, default_value_t = 5000)]
+        #[arg(long, default_value_t = defaults::CAPACITY_MAX)]
         max: u64,
         /// p99 fan-out latency a step must stay within, milliseconds.
-        #[arg(long, default_value_t = 250.0)]
+        #[arg(long, default_value_t = defaults::SLO_MS)]
         slo_ms: f64,
         #[command(flatten)]
         traffic: Traffic,
@@ -78,14 +79,14 @@ enum Scenario {
         #[arg(long)]
         count: u64,
         /// Seconds to hold them open.
-        #[arg(long, default_value_t = 5.0)]
+        #[arg(long, default_value_t = defaults::HOLD_S)]
         hold: f64,
         /// Loopback source addresses to spread them over (127.0.0.1, .2, ...);
         /// one gives about 28,000 connections to one server port.
         #[arg(long, default_value_t = 1)]
         source_addrs: u8,
         /// Failed connections after which no new one is tried.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = defaults::MAX_FAILURES)]
         max_failures: u64,
     },
     /// No server: the CPU one thread spends to write() a server's frame to
@@ -180,10 +181,10 @@ struct Common {
     #[arg(long)]
     commit: Option<String>,
     /// Seconds to wait for one connection.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = defaults::CONNECT_TIMEOUT_S)]
     connect_timeout: f64,
     /// Connections opened at once.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = defaults::CONCURRENCY)]
     concurrency: usize,
     /// Worker threads of the load generator [default: the number of cores,
     /// or of --loadgen-cpus when given].
@@ -225,10 +226,10 @@ struct Spread {
     #[arg(long)]
     clients: u64,
     /// Rooms; clients are spread evenly.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = defaults::ROOMS)]
     rooms: u64,
     /// Senders per room.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = defaults::SENDERS)]
     senders: u64,
 }
 
@@ -243,7 +244,7 @@ struct Busy {
     #[arg(
         long,
         value_name = "R",
-        default_value_t = 100.0,
+        default_value_t = defaults::BUSY_RATE_PER_S,
         requires = "busy_senders"
     )]
     busy_rate: f64,
@@ -268,24 +269,24 @@ impl Busy {
 #[derive(Args)]
 struct Traffic {
     /// Messages per second, per sender.
-    #[arg(long, default_value_t = 100.0)]
+    #[arg(long, default_value_t = defaults::RATE_PER_S)]
     rate: f64,
     /// Bytes of each message's text.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = defaults::PAYLOAD_BYTES)]
     payload: usize,
     /// Seconds of load before measuring.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = defaults::WARMUP_S)]
     warmup: f64,
     /// Seconds measured.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = defaults::DURATION_S)]
     duration: f64,
     /// Once senders stop, seconds without any delivery after which the rest
     /// counts as lost.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = defaults::DRAIN_S)]
     drain: f64,
     /// Once senders stop, the longest wait, in seconds, for the last
     /// deliveries while they still arrive; the rest counts as late.
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = defaults::DRAIN_MAX_S)]
     drain_max: f64,
 }
 
