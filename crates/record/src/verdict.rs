@@ -34,13 +34,11 @@ use crate::{FanoutResults, Params, Record, Results};
 pub const KEPT_UP_SHARE: f64 = 0.97;
 
 /// What a fan-out run showed, worst first: a run is judged by the first
-/// that applies.
+/// that applies (a run that sent nothing is judged by why: refused or
+/// closed members say more than the empty count they caused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
-    /// Nothing was sent: the run never started its load (clients could not
-    /// connect, say).
-    NothingSent,
     /// A delivery owed to a connected member never came, or came twice or
     /// out of order: the server broke its delivery guarantee.
     Lost,
@@ -49,6 +47,9 @@ pub enum Verdict {
     /// The server closed members (a slow consumer's 1013, say): what they
     /// were owed was not delivered, but they were told.
     Closed,
+    /// Nothing was sent, and no client was refused or closed: the run
+    /// never started its load.
+    NothingSent,
     /// Everything owed arrived or was still arriving, but slower than it
     /// was offered: late deliveries at the drain cap, or under
     /// [`KEPT_UP_SHARE`] of the offered deliveries per second.
@@ -85,9 +86,7 @@ impl Judgement {
 
 /// Judges a fan-out run (or a capacity step) against what it was offered.
 pub fn judge(results: &FanoutResults, offered_per_s: f64) -> Judgement {
-    let verdict = if results.sent == 0 {
-        Verdict::NothingSent
-    } else if results.lost > 0
+    let verdict = if results.lost > 0
         || results.duplicated > 0
         || results.out_of_order > 0
         || results.order_mismatches > 0
@@ -97,6 +96,8 @@ pub fn judge(results: &FanoutResults, offered_per_s: f64) -> Judgement {
         Verdict::Refused
     } else if results.missed_by_closed > 0 || !results.close_codes.is_empty() {
         Verdict::Closed
+    } else if results.sent == 0 {
+        Verdict::NothingSent
     } else if results.late > 0 || results.deliveries_per_s < KEPT_UP_SHARE * offered_per_s {
         Verdict::FellBehind
     } else {
@@ -270,7 +271,18 @@ mod tests {
         assert_eq!(judge(&r, 100.0).verdict, Verdict::Refused);
         r.out_of_order = 1;
         assert_eq!(judge(&r, 100.0).verdict, Verdict::Lost);
+    }
+
+    #[test]
+    fn a_run_that_sent_nothing_is_judged_by_why() {
+        let mut r = kept_up_run(10.0);
         r.sent = 0;
+        r.close_codes.insert("1013".into(), 1);
+        assert_eq!(judge(&r, 100.0).verdict, Verdict::Closed);
+        r.connect_failures = 2;
+        assert_eq!(judge(&r, 100.0).verdict, Verdict::Refused);
+        r.close_codes.clear();
+        r.connect_failures = 0;
         assert_eq!(judge(&r, 100.0).verdict, Verdict::NothingSent);
     }
 
