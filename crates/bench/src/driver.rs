@@ -585,11 +585,16 @@ impl Driver {
             let Some(def) = self.sweep.server(label) else {
                 continue;
             };
-            let mut parts: Vec<String> = def
-                .cores_args
-                .iter()
-                .map(|a| a.replace("{cores}", &cores.to_string()))
-                .collect();
+            // The cores flags are the usual ones, unless the setting sets
+            // the cores.
+            let mut parts: Vec<String> = if setting.cores.is_some() {
+                def.cores_args
+                    .iter()
+                    .map(|a| a.replace("{cores}", &cores.to_string()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             if def.kind == Kind::Ours {
                 parts.extend(flags.iter().cloned());
                 for url in redis_urls {
@@ -601,7 +606,7 @@ impl Driver {
                 parts.push(format!("{env}={}", redis_urls.join(",")));
             }
             for (name, value) in &def.env {
-                if value.contains("{cores}") {
+                if setting.cores.is_some() && value.contains("{cores}") {
                     parts.push(format!(
                         "{name}={}",
                         value.replace("{cores}", &cores.to_string())

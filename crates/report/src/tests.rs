@@ -414,8 +414,11 @@ fn history_compares_the_best_rate_each_setting_kept_up() {
 #[test]
 fn a_variant_is_paired_with_the_current_run_that_follows_it() {
     let load = fanout_params(1000, 1, 300.0);
+    let mut flagged = load.clone();
+    // A variant's flags are what it changes: they do not keep it apart.
+    flagged.server_flags = Some("--max-batch-frames 1".into());
     let records = vec![
-        variant_record(ASYNC, "batch-1", load.clone(), 300_000.0),
+        variant_record(ASYNC, "batch-1", flagged, 300_000.0),
         variant_record(ASYNC, "current", fanout_params(1000, 1, 100.0), 100_000.0),
         variant_record(ASYNC, "current", load, 300_000.0),
     ];
