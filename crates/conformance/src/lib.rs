@@ -152,6 +152,25 @@ macro_rules! conformance {
                 ]);
             }
 
+            /// Delivery, order and the closes again with every frame handed
+            /// to the connection's writer (`--direct-writes false`), the
+            /// path that the default takes only for a backlog.
+            mod writer_only {
+                fn start(mut config: $crate::ServerConfig) -> $crate::TestServer {
+                    config.direct_writes = false;
+                    super::start(config)
+                }
+
+                $crate::conformance!(@tests start, [
+                    delivery::same_room_delivery_includes_sender,
+                    delivery::concurrent_senders_same_order_for_all,
+                    delivery::client_close_is_echoed_and_room_goes_on,
+                    lifecycle::slow_consumer_is_closed_1013,
+                    lifecycle::shutdown_mid_burst_delivers_the_same_messages_to_all,
+                    hostile::half_closed_client_is_served_then_ended,
+                ]);
+            }
+
             $crate::conformance!(@history $crate::HistoryServer {
                 name: stringify!($server),
                 start,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chat_protocol::message;
 use chat_protocol::room::RoomName;
-use chat_protocol::tungstenite::Utf8Bytes;
+use chat_protocol::wire::WireFrame;
 
 use crate::{History, HistoryError, Stored};
 
@@ -79,18 +79,18 @@ impl SharedHistory {
     /// The frames a client joining `room` receives first: the room's last
     /// `--history-replay` messages, oldest first; or, if they cannot be read,
     /// one error frame saying so (the failure is logged).
-    pub fn replay_frames(&self, room: &RoomName) -> Vec<Utf8Bytes> {
+    pub fn replay_frames(&self, room: &RoomName) -> Vec<WireFrame> {
         if self.replay == 0 {
             return Vec::new();
         }
         match self.lock().recent(room.as_str(), self.replay) {
             Ok(stored) => stored
                 .iter()
-                .map(|message| message::encode_chat(&message.text))
+                .map(|message| WireFrame::chat(&message.text))
                 .collect(),
             Err(error) => {
                 tracing::error!(%error, "history: no replay for a joining client");
-                vec![message::encode_error(&error)]
+                vec![WireFrame::text(message::encode_error(&error))]
             }
         }
     }
@@ -109,9 +109,10 @@ mod tests {
         for text in ["a", "b", "c"] {
             shared.append(&room, text).expect("append");
         }
+        let text = |frame: &WireFrame| String::from_utf8(frame.payload().to_vec()).expect("text");
         let frames = shared.replay_frames(&room);
         assert_eq!(
-            frames.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
+            frames.iter().map(text).collect::<Vec<_>>(),
             [r#"{"message":"b"}"#, r#"{"message":"c"}"#]
         );
         shared
@@ -122,9 +123,9 @@ mod tests {
         let frames = shared.replay_frames(&room);
         assert_eq!(frames.len(), 1);
         assert!(
-            frames[0].as_str().starts_with(r#"{"error":"#),
+            text(&frames[0]).starts_with(r#"{"error":"#),
             "{}",
-            frames[0]
+            text(&frames[0])
         );
     }
 }

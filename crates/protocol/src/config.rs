@@ -168,10 +168,16 @@ pub struct ServerConfig {
     #[arg(long, default_value_t = 64, value_parser = at_least_one::<usize>())]
     pub max_batch_frames: usize,
 
-    /// Bytes of queued frames a writer gathers before a write, on top of its
-    /// flush after each batch.
+    /// Most bytes of queued frames a writer gathers into one write.
     #[arg(long, default_value_t = 64 * 1024, value_parser = at_least_one::<usize>())]
     pub write_buffer_bytes: usize,
+
+    /// Whether a broadcast writes a chat frame to a member's socket itself
+    /// when nothing is queued for it (with a write that cannot block),
+    /// instead of waking the member's writer: `false` hands every frame to
+    /// the writer, as before; kept for experiments, to measure what it saves.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub direct_writes: bool,
 
     /// An origin (`https://chat.example.com`) or host (`chat.example.com:8000`)
     /// whose pages may open WebSockets here, besides the server's own Host.
@@ -257,6 +263,18 @@ impl Default for ServerConfig {
     }
 }
 
+/// How a connection's writer writes (see each server's `writer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Writing {
+    /// Most frames gathered into one write (`--max-batch-frames`).
+    pub batch_frames: usize,
+    /// Most bytes gathered into one write (`--write-buffer-bytes`).
+    pub batch_bytes: usize,
+    /// Whether the room may write a frame itself when nothing is queued
+    /// (`--direct-writes`).
+    pub direct: bool,
+}
+
 impl ServerConfig {
     /// Checks what the command line checks, for configs built in code.
     pub fn validate(&self) -> Result<(), InvalidConfig> {
@@ -308,6 +326,15 @@ impl ServerConfig {
     /// [`Self::db_delay_ms`] as a duration.
     pub fn db_delay(&self) -> Duration {
         Duration::from_millis(self.db_delay_ms)
+    }
+
+    /// How a connection's writer writes.
+    pub fn writing(&self) -> Writing {
+        Writing {
+            batch_frames: self.max_batch_frames,
+            batch_bytes: self.write_buffer_bytes,
+            direct: self.direct_writes,
+        }
     }
 
     /// tungstenite's settings for a connection: the size limits and buffers.

@@ -10,7 +10,10 @@
 //! the wire format of the Redis channel layer that lets servers in several
 //! processes share rooms with each other and with Django Channels
 //! ([`layer`]), and which pending handshake to evict when a flood of silent
-//! connections holds every handshake slot ([`pending`]).
+//! connections holds every handshake slot ([`pending`]), and the server frames
+//! as the bytes the writers write, formatted once per message ([`wire`]), and
+//! who may write them to a socket: the writer, or the broadcast itself when
+//! nothing waits ([`gate`]).
 //!
 //! The servers differ only in how they move bytes and wait: the sync server
 //! with blocking threads, the async server with tokio tasks. Keeping the
@@ -19,6 +22,7 @@
 
 pub mod close;
 pub mod config;
+pub mod gate;
 pub mod layer;
 pub mod message;
 pub mod page;
@@ -28,6 +32,7 @@ pub mod rooms;
 pub mod route;
 pub mod session;
 pub mod subscriptions;
+pub mod wire;
 
 pub use config::{CommonArgs, ServerConfig};
 pub use room::RoomName;

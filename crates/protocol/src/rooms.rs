@@ -9,7 +9,8 @@
 //! * **Total order per room.** A broadcast pushes the (once-encoded) frame to
 //!   every member while holding the room's lock, so two broadcasts to one room
 //!   reach every member's queue in the same order. The lock is held only for
-//!   non-blocking pushes, never for I/O.
+//!   pushes that cannot wait: a push writes to a member's socket itself
+//!   only with a write that returns at once (see [`crate::gate`]).
 //! * **Bounded, never silent.** A push into a full outbox removes that member
 //!   from the room and tells its connection to close with 1013; the other
 //!   members are not slowed down and the slow one knows it lost messages.
@@ -29,16 +30,15 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tungstenite::Utf8Bytes;
-
 use crate::close::CloseReason;
-use crate::message;
 use crate::room::RoomName;
+use crate::wire::{WireFrame, WireFrames};
 
 /// One connection's bounded outbound queue, as the room sees it.
 pub trait Outbox: Send {
-    /// Queues `frame` without blocking.
-    fn try_push(&self, frame: Utf8Bytes) -> Result<(), PushError>;
+    /// Queues `frames` (or writes them, if that cannot block) without
+    /// blocking.
+    fn try_push(&self, frames: &WireFrames) -> Result<(), PushError>;
     /// Asks the connection to close with `reason` now, ahead of queued frames.
     fn close(&self, reason: CloseReason);
 }
@@ -199,7 +199,7 @@ impl<O: Outbox> Rooms<O> {
         self: &Arc<Self>,
         name: RoomName,
         capacity: usize,
-        replay: impl FnOnce(&RoomName) -> Vec<Utf8Bytes>,
+        replay: impl FnOnce(&RoomName) -> Vec<WireFrame>,
         make: impl FnOnce(usize) -> (O, T),
     ) -> Result<(Membership<O>, T), Closed> {
         self.join_with(name, |room| {
@@ -207,7 +207,7 @@ impl<O: Outbox> Rooms<O> {
             let (outbox, made) = make(capacity + replay.len());
             for frame in replay {
                 // Cannot fail: the queue has room for the replay, and is new.
-                let _ = outbox.try_push(frame);
+                let _ = outbox.try_push(&WireFrames::one(frame));
             }
             (outbox, made)
         })
@@ -241,7 +241,7 @@ impl<O: Outbox> Rooms<O> {
         if self.closed.load(Ordering::SeqCst) {
             return 0;
         }
-        push(&self.stats, members, text)
+        push(&self.stats, members, &WireFrames::chats([text]))
     }
 
     /// Asks every local member of `room` to close with `reason` (for the
@@ -302,7 +302,23 @@ impl<O: Outbox> RoomHandle<O> {
         if self.rooms.closed.load(Ordering::SeqCst) {
             return Err(Closed);
         }
-        Ok(push(&self.rooms.stats, members, text))
+        Ok(push(&self.rooms.stats, members, &WireFrames::chats([text])))
+    }
+
+    /// Sends `texts`, in order, to every member of the room, the sender
+    /// included, as [`RoomHandle::broadcast`] sends one: for messages that
+    /// arrived together, which each member then receives together (in one
+    /// write where its socket takes them at once).
+    pub fn broadcast_all<'a>(
+        &self,
+        texts: impl IntoIterator<Item = &'a str>,
+    ) -> Result<usize, Closed> {
+        let frames = WireFrames::chats(texts);
+        let members = lock(&self.room.members);
+        if self.rooms.closed.load(Ordering::SeqCst) {
+            return Err(Closed);
+        }
+        Ok(push(&self.rooms.stats, members, &frames))
     }
 
     /// Runs `store` and then sends `text` to every member, inside the room's
@@ -329,20 +345,23 @@ impl<O: Outbox> RoomHandle<O> {
     /// history, storing in batches (the async server's database thread): it
     /// must call this in the order it stored.
     pub fn broadcast_stored(&self, text: &str) -> usize {
-        push(&self.rooms.stats, lock(&self.room.members), text)
+        push(
+            &self.rooms.stats,
+            lock(&self.room.members),
+            &WireFrames::chats([text]),
+        )
     }
 }
 
-/// Pushes `text`, encoded once, into every member's outbox; a member whose
-/// outbox is full is removed and told to close with 1013.
+/// Pushes `frames`, formatted once, into every member's outbox; a member
+/// whose outbox is full is removed and told to close with 1013.
 fn push<O: Outbox>(
     stats: &Stats,
     mut members: MutexGuard<'_, Vec<Member<O>>>,
-    text: &str,
+    frames: &WireFrames,
 ) -> usize {
-    let frame = message::encode_chat(text);
     let mut slow = 0;
-    members.retain(|member| match member.outbox.try_push(frame.clone()) {
+    members.retain(|member| match member.outbox.try_push(frames) {
         Ok(()) => true,
         Err(PushError::Full) => {
             member.outbox.close(CloseReason::SlowConsumer);
@@ -353,10 +372,11 @@ fn push<O: Outbox>(
     });
     let delivered = members.len();
     drop(members);
-    stats.messages.fetch_add(1, Ordering::Relaxed);
+    let messages = frames.count() as u64;
+    stats.messages.fetch_add(messages, Ordering::Relaxed);
     stats
         .deliveries
-        .fetch_add(delivered as u64, Ordering::Relaxed);
+        .fetch_add(delivered as u64 * messages, Ordering::Relaxed);
     if slow > 0 {
         stats.slow_consumers.fetch_add(slow, Ordering::Relaxed);
     }
@@ -401,16 +421,21 @@ mod tests {
 
     /// A test outbox: a bounded std channel plus a record of close requests.
     struct TestOutbox {
-        frames: mpsc::SyncSender<Utf8Bytes>,
+        /// The text of each frame.
+        frames: mpsc::SyncSender<String>,
         closes: mpsc::Sender<CloseReason>,
     }
 
     impl Outbox for TestOutbox {
-        fn try_push(&self, frame: Utf8Bytes) -> Result<(), PushError> {
-            self.frames.try_send(frame).map_err(|e| match e {
-                mpsc::TrySendError::Full(_) => PushError::Full,
-                mpsc::TrySendError::Disconnected(_) => PushError::Gone,
-            })
+        fn try_push(&self, frames: &WireFrames) -> Result<(), PushError> {
+            for frame in frames.frames() {
+                let text = String::from_utf8(frame.payload().to_vec()).expect("a text frame");
+                self.frames.try_send(text).map_err(|e| match e {
+                    mpsc::TrySendError::Full(_) => PushError::Full,
+                    mpsc::TrySendError::Disconnected(_) => PushError::Gone,
+                })?;
+            }
+            Ok(())
         }
         fn close(&self, reason: CloseReason) {
             let _ = self.closes.send(reason);
@@ -421,7 +446,7 @@ mod tests {
         capacity: usize,
     ) -> (
         TestOutbox,
-        mpsc::Receiver<Utf8Bytes>,
+        mpsc::Receiver<String>,
         mpsc::Receiver<CloseReason>,
     ) {
         let (frames, frames_rx) = mpsc::sync_channel(capacity);
@@ -551,6 +576,28 @@ mod tests {
             assert_eq!(seen, all);
         }
         drop(poster);
+    }
+
+    #[test]
+    fn messages_sent_together_reach_every_member_in_order() {
+        let rooms = Rooms::new();
+        let (a, a_rx, _) = member(8);
+        let (b, b_rx, _) = member(8);
+        let a = rooms.join(room("r"), a).unwrap();
+        let _b = rooms.join(room("r"), b).unwrap();
+        assert_eq!(a.handle().broadcast_all(["1", "2", "3"]), Ok(2));
+        for rx in [&a_rx, &b_rx] {
+            assert_eq!(
+                rx.try_iter().collect::<Vec<_>>(),
+                [
+                    r#"{"message":"1"}"#,
+                    r#"{"message":"2"}"#,
+                    r#"{"message":"3"}"#
+                ]
+            );
+        }
+        assert_eq!(rooms.stats().messages.load(Ordering::Relaxed), 3);
+        assert_eq!(rooms.stats().deliveries.load(Ordering::Relaxed), 6);
     }
 
     /// Messages from elsewhere (the Redis layer) go through the same push:

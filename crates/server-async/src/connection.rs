@@ -14,7 +14,8 @@ use chat_protocol::config::CLOSE_TIMEOUT;
 use chat_protocol::route::Refusal;
 use chat_protocol::session::{self, Control, Incoming, Silence};
 use chat_protocol::tungstenite::protocol::Role;
-use futures_util::StreamExt;
+use chat_protocol::tungstenite::{self, Message};
+use futures_util::{FutureExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
@@ -120,16 +121,45 @@ pub(crate) async fn serve(
 
     let (read_half, write_half) = stream.into_split();
     let writer = tokio::spawn(writer::run(
-        write_half,
+        Arc::new(write_half),
         inbox,
-        shared.ws_config,
         config.write_timeout(),
-        config.max_batch_frames,
+        config.writing(),
         hang_up.clone(),
     ));
     read_frames(read_half, leftover, member, control, shared, &hang_up).await;
     let _ = writer.await;
     tracing::debug!(id, "closed");
+}
+
+/// The reader's socket.
+type Socket = WebSocketStream<ReadHalf>;
+
+/// Chat messages that have already arrived after `first`, read without
+/// waiting, up to `limit` in all: the room then sends them together, and
+/// each member's socket takes them in one write. The first thing read that
+/// is not a chat message (or the end, or an error) is returned, to be
+/// handled next.
+#[allow(clippy::type_complexity)]
+fn gather(
+    socket: &mut Socket,
+    first: String,
+    limit: usize,
+) -> (Vec<String>, Option<Option<tungstenite::Result<Message>>>) {
+    let mut texts = vec![first];
+    while texts.len() < limit {
+        let Some(next) = socket.next().now_or_never() else {
+            break;
+        };
+        if let Some(Ok(message)) = &next
+            && let Some(Incoming::Chat(text)) = session::on_message(message.clone())
+        {
+            texts.push(text);
+            continue;
+        }
+        return (texts, Some(next));
+    }
+    (texts, None)
 }
 
 /// The reader loop: waits in `read` until the connection ends.
@@ -141,7 +171,7 @@ async fn read_frames(
     shared: &Shared,
     hang_up: &CancellationToken,
 ) {
-    let mut socket = WebSocketStream::from_partially_read(
+    let mut socket: Socket = WebSocketStream::from_partially_read(
         ReadHalf(stream),
         leftover,
         Role::Server,
@@ -150,20 +180,31 @@ async fn read_frames(
     .await;
     let period = Silence::period(shared.config.idle_timeout());
     let mut silence = Silence::default();
-    let failure = loop {
-        let next = tokio::select! {
-            next = timeout(period, socket.next()) => next,
-            () = hang_up.cancelled() => break None,
+    // What the reader read while gathering, to handle next.
+    let mut held = None;
+    let failure = 'reading: loop {
+        let next = match held.take() {
+            Some(next) => Ok(next),
+            None => tokio::select! {
+                next = timeout(period, socket.next()) => next,
+                () = hang_up.cancelled() => break None,
+            },
         };
         let request = match next {
             Ok(Some(Ok(message))) => {
                 silence.heard();
                 match session::on_message(message) {
                     Some(Incoming::Chat(text)) => {
-                        match shared.layer.post(member.membership.handle(), text).await {
-                            Ok(()) => continue,
-                            Err(reply) => Control::Reply(reply),
+                        let texts;
+                        (texts, held) = gather(&mut socket, text, shared.config.max_batch_frames);
+                        let handle = member.membership.handle();
+                        for reply in shared.layer.post_all(handle, texts).await {
+                            if control.send(Control::Reply(reply)).await.is_err() {
+                                // The writer is gone (write failed).
+                                break 'reading None;
+                            }
                         }
+                        continue;
                     }
                     Some(Incoming::Answer(request)) => request,
                     None => continue,

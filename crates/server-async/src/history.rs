@@ -112,6 +112,11 @@ impl History {
         }
     }
 
+    /// Whether the server keeps no history.
+    pub(crate) fn is_off(&self) -> bool {
+        matches!(self, Self::Off)
+    }
+
     /// Stores `text` (with history) and sends it to the room; on failure,
     /// the error reply for the sender.
     pub(crate) async fn post(

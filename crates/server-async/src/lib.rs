@@ -18,7 +18,9 @@
 //! * **Why two:** the same split as the sync server, so the two differ only
 //!   in their concurrency model. The reader never writes (tungstenite's
 //!   automatic pong and close replies are swallowed and forwarded instead);
-//!   the writer owns every write, so frames never interleave.
+//!   the writer writes everything but the chat frames the room can write at
+//!   once (below), and the connection's write gate (`chat_protocol::gate`)
+//!   keeps the two from interleaving.
 //! * **Where it waits:** never blocks a worker. The accept loop waits for a
 //!   handshake slot and in `accept`; a reader in `read` (bounded by the
 //!   handshake and idle timeouts); a writer on its queues, or in `write`
@@ -26,9 +28,12 @@
 //! * **Queues, all bounded** (`tokio::sync::mpsc`): per connection, the
 //!   outbox of `--outbox-capacity` chat frames, a control queue of
 //!   `CONTROL_CAPACITY` (pongs, error replies), and a close slot of 1.
-//! * **Fan-out:** the sender's reader task encodes the frame once and pushes
-//!   it, without waiting, into every member's outbox under the room's lock
-//!   (`chat_protocol::rooms`); each member's writer task wakes and writes.
+//! * **Fan-out:** the sender's reader task formats the frame once (with the
+//!   messages that have already arrived behind it) and, under the room's
+//!   lock (`chat_protocol::rooms`), writes it to each member's socket with
+//!   `try_write` when nothing is queued for that member; only what a socket
+//!   does not take at once goes to the member's outbox, and only then is its
+//!   writer task woken to write it.
 //! * **History** (`--history`): a message is stored, then fanned out, in one
 //!   critical section per room, off the workers (the `history` module); the
 //!   reader task waits for the outcome before it reads the next frame, as the

@@ -9,28 +9,49 @@
 //!   when it is full, which stops it reading: backpressure on its client.
 //! * `close` (capacity 1): the room's or the shutdown's request to close now,
 //!   ahead of anything queued. A second request while one is pending is moot.
+//!
+//! A chat frame skips the queue when it can: with nothing queued and nobody
+//! writing, the room writes it to the socket itself with tokio's
+//! `try_write`, which never waits, from the task that broadcasts, and the
+//! member's writer task is not woken (`chat_protocol::gate`).
+
+use std::sync::{Arc, OnceLock};
 
 use chat_protocol::close::CloseReason;
 use chat_protocol::config::CONTROL_CAPACITY;
+use chat_protocol::gate::WriteGate;
 use chat_protocol::rooms::{self, PushError};
 use chat_protocol::session::Control;
-use chat_protocol::tungstenite::Utf8Bytes;
+use chat_protocol::wire::{WireFrame, WireFrames};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc::{self, Receiver, Sender, error::TrySendError};
 
 /// The room's handle on a connection's queues.
 pub struct Outbox {
-    frames: Sender<Utf8Bytes>,
+    frames: Sender<WireFrame>,
     close: Sender<CloseReason>,
+    direct: Arc<Direct>,
 }
 
 /// The writer's ends of the queues.
 pub struct Inbox {
     /// Chat frames from the room.
-    pub frames: Receiver<Utf8Bytes>,
+    pub frames: Receiver<WireFrame>,
     /// Requests from the connection's reader.
     pub control: Receiver<Control>,
     /// Close requests from the room or the shutdown.
     pub close: Receiver<CloseReason>,
+    /// The socket's write gate, shared with the room's handle.
+    pub(crate) direct: Arc<Direct>,
+}
+
+/// What the room needs to write straight to the socket.
+#[derive(Default)]
+pub(crate) struct Direct {
+    /// Who may write now.
+    pub(crate) gate: WriteGate,
+    /// The socket, set by the writer before it opens the gate.
+    pub(crate) socket: OnceLock<Arc<OwnedWriteHalf>>,
 }
 
 /// Makes a connection's queues: the room's outbox, the reader's control
@@ -39,20 +60,61 @@ pub fn outbox(capacity: usize) -> (Outbox, Sender<Control>, Inbox) {
     let (frames, frames_rx) = mpsc::channel(capacity);
     let (control, control_rx) = mpsc::channel(CONTROL_CAPACITY);
     let (close, close_rx) = mpsc::channel(1);
+    let direct = Arc::new(Direct::default());
     let inbox = Inbox {
         frames: frames_rx,
         control: control_rx,
         close: close_rx,
+        direct: Arc::clone(&direct),
     };
-    (Outbox { frames, close }, control, inbox)
+    (
+        Outbox {
+            frames,
+            close,
+            direct,
+        },
+        control,
+        inbox,
+    )
+}
+
+impl Outbox {
+    /// Queues `frames` for the writer task, one entry each.
+    fn queue(&self, frames: impl Iterator<Item = WireFrame>) -> Result<(), PushError> {
+        for frame in frames {
+            self.direct.gate.queueing();
+            self.frames.try_send(frame).map_err(|error| {
+                self.direct.gate.not_queued();
+                match error {
+                    TrySendError::Full(_) => PushError::Full,
+                    TrySendError::Closed(_) => PushError::Gone,
+                }
+            })?;
+        }
+        Ok(())
+    }
 }
 
 impl rooms::Outbox for Outbox {
-    fn try_push(&self, frame: Utf8Bytes) -> Result<(), PushError> {
-        self.frames.try_send(frame).map_err(|error| match error {
-            TrySendError::Full(_) => PushError::Full,
-            TrySendError::Closed(_) => PushError::Gone,
-        })
+    /// Writes `frames` to the socket at once when nothing is queued and the
+    /// socket takes them without waiting; otherwise queues them (or their
+    /// rest) for the writer task, which this wakes.
+    fn try_push(&self, frames: &WireFrames) -> Result<(), PushError> {
+        let Some(_direct) = self.direct.gate.try_direct() else {
+            return self.queue(frames.frames());
+        };
+        let Some(socket) = self.direct.socket.get() else {
+            return self.queue(frames.frames());
+        };
+        match socket.try_write(frames.as_bytes()) {
+            Ok(written) if written == frames.len() => Ok(()),
+            // The rest is queued while the gate is still held: nothing can
+            // come between the two parts.
+            Ok(written) => self.queue(frames.rest(written)),
+            // Full socket buffer, or a broken connection: the writer waits
+            // for room, or meets the error and ends the connection.
+            Err(_) => self.queue(frames.frames()),
+        }
     }
 
     fn close(&self, reason: CloseReason) {

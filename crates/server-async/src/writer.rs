@@ -1,63 +1,37 @@
-//! The writer task: the only code that writes to a connection's socket.
+//! The writer task: writes what the room could not write at once, and
+//! everything else the connection sends.
 //!
 //! Each connection has two tasks, mirroring the sync server's two threads:
 //! the reader (waiting in `read`) and this writer (waiting on its queues, or
-//! in `write`). Every byte after the handshake leaves through here, pongs and
-//! close frames included, so frames never interleave.
+//! in `write`). Every byte after the handshake but the chat frames the room
+//! writes itself (see `outbox`) leaves through here, pongs and close frames
+//! included; the write gate keeps the two from interleaving.
 //!
-//! Batching: after the first frame, the writer takes up to `--max-batch-frames`
-//! that are already queued, then flushes once: one `write` carries them all.
+//! Frames arrive formatted ([`WireFrame`]: a chat frame is formatted once per
+//! message, for every member), and the writer writes their bytes as they are.
+//! Batching: after the first frame, the writer takes up to
+//! `--max-batch-frames` that are already queued (and up to
+//! `--write-buffer-bytes`), and writes them with one vectored `write`.
 
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::io::{self, IoSlice};
+use std::net::Shutdown as Direction;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chat_protocol::close::CloseReason;
-use chat_protocol::config::CLOSE_TIMEOUT;
-use chat_protocol::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use chat_protocol::tungstenite::{self, Bytes, Message};
-use futures_util::{FutureExt, SinkExt};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use chat_protocol::config::{CLOSE_TIMEOUT, Writing};
+use chat_protocol::tungstenite::protocol::CloseFrame;
+use chat_protocol::wire::{Gather, WireFrame};
+use futures_util::FutureExt;
+use socket2::SockRef;
+use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::{Instant, timeout, timeout_at};
-use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
 use chat_protocol::session::Control;
 
-use crate::outbox::Inbox;
-
-/// The writer's side of the socket: tokio-tungstenite's `WebSocketStream`
-/// wants a stream that reads too, but the writer never reads (the reader
-/// task does).
-pub(crate) struct WriteHalf(pub(crate) OwnedWriteHalf);
-
-impl AsyncRead for WriteHalf {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        _buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Poll::Ready(Err(io::Error::other("the writer half never reads")))
-    }
-}
-
-impl AsyncWrite for WriteHalf {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
+use crate::outbox::{Direct, Inbox};
 
 /// How the writer's main loop ended.
 enum End {
@@ -69,27 +43,99 @@ enum End {
     ReaderGone,
 }
 
-type Socket = WebSocketStream<WriteHalf>;
+/// The writer's half of the socket (shared with the room for writes that
+/// skip the queue), and the batch it is writing.
+struct Socket {
+    stream: Arc<OwnedWriteHalf>,
+    direct: Arc<Direct>,
+    gather: Gather,
+    writing: Writing,
+}
+
+impl Socket {
+    /// Writes one frame of the writer's own (a control frame) now.
+    async fn send(&mut self, frame: WireFrame) -> io::Result<()> {
+        let direct = Arc::clone(&self.direct);
+        let _hold = direct.gate.writer();
+        self.gather.push(frame);
+        self.write_gathered().await
+    }
+
+    /// Writes `first`, then as many of the frames already queued as the
+    /// batch limits allow, in as few `write`s as the socket takes them.
+    async fn send_batch(&mut self, first: WireFrame, inbox: &mut Inbox) -> io::Result<()> {
+        let direct = Arc::clone(&self.direct);
+        let hold = direct.gate.writer();
+        self.gather.push(first);
+        while self.gather.frames() < self.writing.batch_frames
+            && self.gather.bytes() < self.writing.batch_bytes
+        {
+            let Ok(frame) = inbox.frames.try_recv() else {
+                break;
+            };
+            self.gather.push(frame);
+        }
+        let frames = self.gather.frames();
+        self.write_gathered().await?;
+        hold.written(frames);
+        Ok(())
+    }
+
+    async fn write_gathered(&mut self) -> io::Result<()> {
+        let Self { stream, gather, .. } = self;
+        while !gather.is_done() {
+            let written = {
+                let slices: Vec<IoSlice<'_>> = gather.slices();
+                stream.try_write_vectored(&slices)
+            };
+            match written {
+                Ok(0) => {
+                    gather.clear();
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
+                Ok(written) => gather.advance(written),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    if let Err(error) = stream.writable().await {
+                        gather.clear();
+                        return Err(error);
+                    }
+                }
+                Err(error) => {
+                    gather.clear();
+                    return Err(error);
+                }
+            }
+        }
+        gather.clear();
+        Ok(())
+    }
+}
 
 /// Runs the writer until the connection is over, then hangs up.
 pub(crate) async fn run(
-    stream: OwnedWriteHalf,
+    stream: Arc<OwnedWriteHalf>,
     mut inbox: Inbox,
-    config: WebSocketConfig,
     write_timeout: Duration,
-    batch: usize,
+    writing: Writing,
     hang_up: CancellationToken,
 ) {
-    // The writer never reads: no read buffer (tungstenite allocates
-    // `read_buffer_size` bytes up front, per connection).
-    let config = config.read_buffer_size(0);
-    let mut socket =
-        WebSocketStream::from_raw_socket(WriteHalf(stream), Role::Server, Some(config)).await;
+    // From now on (the 101 is written), the room may write to the socket
+    // itself when nothing is queued.
+    let _ = inbox.direct.socket.set(Arc::clone(&stream));
+    if writing.direct {
+        inbox.direct.gate.writer().open();
+    }
+    let mut socket = Socket {
+        stream,
+        direct: Arc::clone(&inbox.direct),
+        gather: Gather::new(),
+        writing,
+    };
     let bounds = Bounds {
         write_timeout,
         hang_up: &hang_up,
     };
-    let end = serve(&mut socket, &mut inbox, batch, &bounds).await;
+    let end = serve(&mut socket, &mut inbox, &bounds).await;
     let end = end.unwrap_or_else(|error| {
         tracing::debug!(%error, "write failed");
         End::ReaderGone
@@ -99,27 +145,25 @@ pub(crate) async fn run(
         End::PeerClosed(frame) => Some(frame),
         End::ReaderGone => None,
     };
+    // Nothing but the writer writes from now on: a close frame is the last.
+    inbox.direct.gate.writer().close();
     if let Some(frame) = close {
-        if let Err(error) = bounds.write(socket.close(frame)).await {
+        if let Err(error) = bounds.write(socket.send(WireFrame::close(frame))).await {
             tracing::debug!(%error, "could not send the close frame");
         }
         // Nothing may follow a close frame: half-close now, so that a client
         // waiting for the server to end the TCP connection first (RFC 6455
         // 7.1.1) sees the end at once and closes its side.
-        let _ = socket.get_mut().0.shutdown().await;
+        shutdown(&socket.stream, Direction::Write);
         wait_for_reader(&mut inbox).await;
     }
-    // Wakes the reader if it is still waiting; dropping the socket ends the
-    // TCP connection from our side first, as RFC 6455 asks of servers.
+    // Ends the TCP connection from our side first, as RFC 6455 asks of
+    // servers, and wakes the reader if it is still waiting.
+    shutdown(&socket.stream, Direction::Both);
     hang_up.cancel();
 }
 
-async fn serve(
-    socket: &mut Socket,
-    inbox: &mut Inbox,
-    batch: usize,
-    bounds: &Bounds<'_>,
-) -> tungstenite::Result<End> {
+async fn serve(socket: &mut Socket, inbox: &mut Inbox, bounds: &Bounds<'_>) -> io::Result<End> {
     let mut close_open = true;
     let mut frames_open = true;
     loop {
@@ -132,29 +176,21 @@ async fn serve(
                 None => close_open = false,
             },
             control = inbox.control.recv() => match control {
-                Some(Control::Pong(data)) => feed(socket, Message::Pong(data), bounds).await?,
-                Some(Control::Ping) => feed(socket, Message::Ping(Bytes::new()), bounds).await?,
-                Some(Control::Reply(text)) => feed(socket, Message::Text(text), bounds).await?,
+                Some(Control::Pong(data)) => bounds.write(socket.send(WireFrame::pong(data))).await?,
+                Some(Control::Ping) => bounds.write(socket.send(WireFrame::ping())).await?,
+                Some(Control::Reply(text)) => bounds.write(socket.send(WireFrame::text(text))).await?,
                 Some(Control::Close(reason)) => return closing(socket, inbox, reason, bounds).await,
                 Some(Control::PeerClosed(frame)) => return Ok(End::PeerClosed(frame)),
                 None => {
                     write_queued(socket, inbox, bounds).await?;
-                    bounds.write(socket.flush()).await?;
                     return Ok(End::ReaderGone);
                 }
             },
             frame = inbox.frames.recv(), if frames_open => match frame {
-                Some(frame) => {
-                    feed(socket, Message::Text(frame), bounds).await?;
-                    for _ in 1..batch {
-                        let Ok(frame) = inbox.frames.try_recv() else { break };
-                        feed(socket, Message::Text(frame), bounds).await?;
-                    }
-                }
+                Some(frame) => bounds.write(socket.send_batch(frame, inbox)).await?,
                 None => frames_open = false,
             },
         }
-        bounds.write(socket.flush()).await?;
     }
 }
 
@@ -171,10 +207,7 @@ impl Bounds<'_> {
     /// room in its buffer does, reads no clock and never touches the hang-up
     /// token (each poll of which takes a lock); only one that has to wait
     /// gets the timeout and the hang-up.
-    async fn write(
-        &self,
-        operation: impl Future<Output = tungstenite::Result<()>>,
-    ) -> tungstenite::Result<()> {
+    async fn write(&self, operation: impl Future<Output = io::Result<()>>) -> io::Result<()> {
         let mut operation = std::pin::pin!(operation);
         if let Some(done) = operation.as_mut().now_or_never() {
             return done;
@@ -183,25 +216,11 @@ impl Bounds<'_> {
             biased;
             done = timeout(self.write_timeout, operation) => match done {
                 Ok(done) => done,
-                Err(_elapsed) => Err(io_error(io::ErrorKind::TimedOut, "write timed out")),
+                Err(_elapsed) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
             },
-            () = self.hang_up.cancelled() => Err(io_error(io::ErrorKind::ConnectionAborted, "hung up")),
+            () = self.hang_up.cancelled() => Err(io::Error::new(io::ErrorKind::ConnectionAborted, "hung up")),
         }
     }
-}
-
-/// Queues `message` in the write buffer (writing to the socket only if the
-/// buffer is full), within the bounds.
-async fn feed(
-    socket: &mut Socket,
-    message: Message,
-    bounds: &Bounds<'_>,
-) -> tungstenite::Result<()> {
-    bounds.write(socket.feed(message)).await
-}
-
-fn io_error(kind: io::ErrorKind, what: &str) -> tungstenite::Error {
-    tungstenite::Error::Io(io::Error::new(kind, what.to_owned()))
 }
 
 /// Ends the connection with `reason`: writes the frames still queued first,
@@ -211,7 +230,7 @@ async fn closing(
     inbox: &mut Inbox,
     reason: CloseReason,
     bounds: &Bounds<'_>,
-) -> tungstenite::Result<End> {
+) -> io::Result<End> {
     if reason.sends_queued_frames_first() {
         write_queued(socket, inbox, bounds).await?;
     }
@@ -225,11 +244,18 @@ async fn write_queued(
     socket: &mut Socket,
     inbox: &mut Inbox,
     bounds: &Bounds<'_>,
-) -> tungstenite::Result<()> {
+) -> io::Result<()> {
     while let Ok(frame) = inbox.frames.try_recv() {
-        feed(socket, Message::Text(frame), bounds).await?;
+        bounds.write(socket.send_batch(frame, inbox)).await?;
     }
     Ok(())
+}
+
+/// Shuts the socket down in `direction` (the write half is shared, so this
+/// cannot wait for its drop).
+fn shutdown(stream: &OwnedWriteHalf, direction: Direction) {
+    let stream: &TcpStream = stream.as_ref();
+    let _ = SockRef::from(stream).shutdown(direction);
 }
 
 /// After our close frame, waits (bounded) for the reader to see the client's

@@ -15,8 +15,10 @@ use chat_protocol::config::CLOSE_TIMEOUT;
 use chat_protocol::route::Refusal;
 use chat_protocol::session::{self, Control, Incoming, Silence};
 use chat_protocol::tungstenite;
+use chat_protocol::tungstenite::Message;
 use chat_protocol::tungstenite::protocol::{Role, WebSocket};
 use crossbeam_channel::Sender;
+use rustix::net::{RecvFlags, recv};
 
 use chat_protocol::route::Upgrade;
 
@@ -30,11 +32,22 @@ use crate::{Shared, THREAD_STACK_BYTES, writer};
 /// per connection). tungstenite answers pings and close frames by writing
 /// from inside `read`; here those writes are swallowed, and the reader
 /// forwards the same answers to the writer thread, which owns every write.
-struct ReadHalf(Arc<TcpStream>);
+struct ReadHalf {
+    stream: Arc<TcpStream>,
+    /// Reading only what has already arrived: a read that would block
+    /// fails with `WouldBlock` instead (`MSG_DONTWAIT`; the socket itself
+    /// stays blocking, for the writer's sake too).
+    arrived_only: bool,
+}
 
 impl Read for ReadHalf {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self.0).read(buf)
+        if self.arrived_only {
+            return recv(&*self.stream, buf, RecvFlags::DONTWAIT)
+                .map(|(read, _)| read)
+                .map_err(io::Error::from);
+        }
+        (&*self.stream).read(buf)
     }
 }
 
@@ -75,14 +88,13 @@ pub(crate) fn serve(
     // its 101; it waits for the inbox until then.
     let (start_writer, inbox_for_writer) = crossbeam_channel::bounded::<Inbox>(1);
     let writer_stream = Arc::clone(&stream);
-    let ws_config = shared.ws_config;
-    let batch = shared.config.max_batch_frames;
+    let writing = shared.config.writing();
     let writer = thread::Builder::new()
         .name(format!("ws-write-{id}"))
         .stack_size(THREAD_STACK_BYTES)
         .spawn(move || {
             if let Ok(inbox) = inbox_for_writer.recv() {
-                writer::run(writer_stream, inbox, ws_config, batch);
+                writer::run(writer_stream, inbox, writing);
             }
         });
     let writer = match writer {
@@ -123,6 +135,37 @@ pub(crate) fn serve(
     tracing::debug!(id, "closed");
 }
 
+/// Chat messages that have already arrived after `first`, read without
+/// blocking, up to `limit` in all: the room then sends them together, and
+/// each member's socket takes them in one write. The first thing read that
+/// is not a chat message (or an error) is returned, to be handled next.
+fn gather(
+    socket: &mut WebSocket<ReadHalf>,
+    first: String,
+    limit: usize,
+) -> (Vec<String>, Option<tungstenite::Result<Message>>) {
+    let mut texts = vec![first];
+    let mut after = None;
+    socket.get_mut().arrived_only = true;
+    while texts.len() < limit {
+        match socket.read() {
+            Ok(message) => {
+                if let Some(Incoming::Chat(text)) = session::on_message(message.clone()) {
+                    texts.push(text);
+                    continue;
+                }
+                after = Some(Ok(message));
+            }
+            // Nothing more has arrived.
+            Err(tungstenite::Error::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(error) => after = Some(Err(error)),
+        }
+        break;
+    }
+    socket.get_mut().arrived_only = false;
+    (texts, after)
+}
+
 /// The reader loop: blocks in `read` until the connection ends.
 fn read_frames(
     stream: Arc<TcpStream>,
@@ -133,22 +176,34 @@ fn read_frames(
 ) {
     let _ = stream.set_read_timeout(Some(Silence::period(shared.config.idle_timeout())));
     let mut socket = WebSocket::from_partially_read(
-        ReadHalf(stream),
+        ReadHalf {
+            stream,
+            arrived_only: false,
+        },
         leftover,
         Role::Server,
         Some(shared.ws_config),
     );
     let mut silence = Silence::default();
-    let failure = loop {
-        let request = match socket.read() {
+    // What the reader read while gathering, to handle next.
+    let mut held = None;
+    let failure = 'reading: loop {
+        let next = held.take().unwrap_or_else(|| socket.read());
+        let request = match next {
             Ok(message) => {
                 silence.heard();
                 match session::on_message(message) {
                     Some(Incoming::Chat(text)) => {
-                        match shared.layer.post(member.membership.handle(), &text) {
-                            Ok(()) => continue,
-                            Err(reply) => Control::Reply(reply),
+                        let texts;
+                        (texts, held) = gather(&mut socket, text, shared.config.max_batch_frames);
+                        let handle = member.membership.handle();
+                        for reply in shared.layer.post_all(handle, &texts) {
+                            if control.send(Control::Reply(reply)).is_err() {
+                                // The writer is gone (write failed).
+                                break 'reading None;
+                            }
                         }
+                        continue;
                     }
                     Some(Incoming::Answer(request)) => request,
                     None => continue,
@@ -174,6 +229,6 @@ fn read_frames(
     {
         // Read (and discard) until the client answers our close frame by
         // closing, so it reads the close frame instead of a reset.
-        handshake::linger(&socket.get_ref().0, CLOSE_TIMEOUT);
+        handshake::linger(&socket.get_ref().stream, CLOSE_TIMEOUT);
     }
 }

@@ -67,6 +67,11 @@ impl History {
         Ok((membership, control, inbox))
     }
 
+    /// Whether the server keeps no history.
+    pub(crate) fn is_off(&self) -> bool {
+        self.shared.is_none()
+    }
+
     /// Stores `text` (with history) and sends it to the room; on failure,
     /// the error reply for the sender.
     pub(crate) fn post(&self, room: &RoomHandle<Outbox>, text: &str) -> Result<(), Utf8Bytes> {

@@ -116,6 +116,29 @@ impl Layer {
         }
     }
 
+    /// Sends `texts`, messages that arrived together, to the room in order:
+    /// in memory without history as one broadcast (each member receives
+    /// them together, in one write where its socket takes them); otherwise
+    /// one by one. Returns the error replies, in order, for those that
+    /// failed.
+    pub(crate) fn post_all(&self, room: &RoomHandle<Outbox>, texts: &[String]) -> Vec<Utf8Bytes> {
+        if let Self::Memory(history) = self
+            && history.is_off()
+        {
+            return match room.broadcast_all(texts.iter().map(String::as_str)) {
+                Ok(_) => Vec::new(),
+                Err(error) => texts
+                    .iter()
+                    .map(|_| message::encode_error(&error))
+                    .collect(),
+            };
+        }
+        texts
+            .iter()
+            .filter_map(|text| self.post(room, text).err())
+            .collect()
+    }
+
     /// At shutdown, once every member has been asked to close.
     pub(crate) fn stop(&self) {
         if let Self::Redis(redis) = self {

@@ -12,8 +12,9 @@
 //! * **Why two:** tungstenite cannot split a blocking socket, and a single
 //!   thread cannot wait for both the client and the room without polling. The
 //!   reader never writes (tungstenite's automatic pong and close replies are
-//!   swallowed and forwarded instead); the writer owns every write, so frames
-//!   never interleave.
+//!   swallowed and forwarded instead); the writer writes everything but the
+//!   chat frames the room can write at once (below), and the connection's
+//!   write gate (`chat_protocol::gate`) keeps the two from interleaving.
 //! * **Where it blocks:** the acceptor in `accept` (and while all handshake
 //!   slots are taken); a reader in `read` (bounded by the handshake and idle
 //!   timeouts); a writer in `select!` on its queues, or in `write` (bounded by
@@ -21,9 +22,12 @@
 //! * **Queues, all bounded** (`crossbeam-channel`): per connection, the
 //!   outbox of `--outbox-capacity` chat frames, a control queue of
 //!   `CONTROL_CAPACITY` (pongs, error replies), and a close slot of 1.
-//! * **Fan-out:** the sender's reader thread encodes the frame once and pushes
-//!   it, without blocking, into every member's outbox under the room's lock
-//!   (`chat_protocol::rooms`); each member's writer thread wakes and writes.
+//! * **Fan-out:** the sender's reader thread formats the frame once (with the
+//!   messages that have already arrived behind it, read with `MSG_DONTWAIT`)
+//!   and, under the room's lock (`chat_protocol::rooms`), writes it to each
+//!   member's socket with one `send(MSG_DONTWAIT)` when nothing is queued
+//!   for that member; only what a socket does not take at once goes to the
+//!   member's outbox, and only then does its writer thread wake and write.
 //! * **History** (`--history`): the sender's reader thread stores the message
 //!   in SQLite and then fans it out, in one critical section per room (the
 //!   `history` module); no extra thread. It blocks meanwhile, as a sync

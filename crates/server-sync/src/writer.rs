@@ -1,47 +1,33 @@
-//! The writer thread: the only code that writes to a connection's socket.
+//! The writer thread: writes what the room could not write at once, and
+//! everything else the connection sends.
 //!
-//! tungstenite cannot split a blocking socket, so each connection has two
-//! threads: the reader (blocked in `read`) and this writer (blocked on its
-//! queues, or in `write`). Every byte after the handshake leaves through here,
-//! pongs and close frames included, so frames never interleave.
+//! A blocking socket cannot wait for reading and writing at once, so each
+//! connection has two threads: the reader (blocked in `read`) and this
+//! writer (blocked on its queues, or in `write`). Every byte after the
+//! handshake but the chat frames the room writes itself (see `outbox`)
+//! leaves through here, pongs and close frames included; the write gate
+//! keeps the two from interleaving.
 //!
-//! Batching: after the first frame, the writer takes up to `--max-batch-frames`
-//! that are already queued, then flushes once: one `write` carries them all.
+//! Frames arrive formatted ([`WireFrame`]: a chat frame is formatted once per
+//! message, for every member), and the writer writes their bytes as they are.
+//! Batching: after the first frame, the writer takes up to
+//! `--max-batch-frames` that are already queued (and up to
+//! `--write-buffer-bytes`), and writes them with one vectored `write`.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Write};
 use std::net::{Shutdown as Direction, TcpStream};
 use std::sync::Arc;
 use std::time::Instant;
 
 use chat_protocol::close::CloseReason;
-use chat_protocol::config::CLOSE_TIMEOUT;
-use chat_protocol::tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
-use chat_protocol::tungstenite::{self, Bytes, Message};
+use chat_protocol::config::{CLOSE_TIMEOUT, Writing};
+use chat_protocol::tungstenite::protocol::CloseFrame;
+use chat_protocol::wire::{Gather, WireFrame};
 use crossbeam_channel::{RecvTimeoutError, select};
 
 use chat_protocol::session::Control;
 
-use crate::outbox::Inbox;
-
-/// The writer's side of the socket (shared with the reader: one descriptor
-/// per connection). tungstenite's `WebSocket` wants a stream that reads too,
-/// but the writer never reads (the reader thread does).
-pub(crate) struct WriteHalf(pub(crate) Arc<TcpStream>);
-
-impl Read for WriteHalf {
-    fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
-        Err(io::Error::other("the writer half never reads"))
-    }
-}
-
-impl Write for WriteHalf {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self.0).write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        (&*self.0).flush()
-    }
-}
+use crate::outbox::{Direct, Inbox};
 
 /// How the writer's main loop ended.
 enum End {
@@ -53,12 +39,80 @@ enum End {
     ReaderGone,
 }
 
+/// The writer's socket (shared with the reader, and with the room for
+/// writes that skip the queue: one descriptor per connection), and the batch
+/// it is writing.
+struct Socket {
+    stream: Arc<TcpStream>,
+    direct: Arc<Direct>,
+    gather: Gather,
+    writing: Writing,
+}
+
+impl Socket {
+    /// Writes one frame of the writer's own (a control frame) now.
+    fn send(&mut self, frame: WireFrame) -> io::Result<()> {
+        let direct = Arc::clone(&self.direct);
+        let _hold = direct.gate.writer();
+        self.gather.push(frame);
+        self.write_gathered()
+    }
+
+    /// Writes `first`, then as many of the frames already queued as the
+    /// batch limits allow, in as few `write`s as the socket takes them.
+    fn send_batch(
+        &mut self,
+        first: WireFrame,
+        queued: impl Iterator<Item = WireFrame>,
+    ) -> io::Result<()> {
+        let direct = Arc::clone(&self.direct);
+        let hold = direct.gate.writer();
+        self.gather.push(first);
+        for frame in queued.take(self.writing.batch_frames - 1) {
+            self.gather.push(frame);
+            if self.gather.bytes() >= self.writing.batch_bytes {
+                break;
+            }
+        }
+        let frames = self.gather.frames();
+        self.write_gathered()?;
+        hold.written(frames);
+        Ok(())
+    }
+
+    fn write_gathered(&mut self) -> io::Result<()> {
+        while !self.gather.is_done() {
+            let slices: Vec<IoSlice<'_>> = self.gather.slices();
+            match (&*self.stream).write_vectored(&slices) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => self.gather.advance(written),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    self.gather.clear();
+                    return Err(error);
+                }
+            }
+        }
+        self.gather.clear();
+        Ok(())
+    }
+}
+
 /// Runs the writer until the connection is over, then hangs up the socket.
-pub(crate) fn run(stream: Arc<TcpStream>, inbox: Inbox, config: WebSocketConfig, batch: usize) {
-    let mut socket = // The writer never reads: no read buffer (tungstenite allocates
-    // `read_buffer_size` bytes up front, per connection).
-    WebSocket::from_raw_socket(WriteHalf(stream), Role::Server, Some(config.read_buffer_size(0)));
-    let end = match serve(&mut socket, &inbox, batch) {
+pub(crate) fn run(stream: Arc<TcpStream>, inbox: Inbox, writing: Writing) {
+    // From now on (the 101 is written), the room may write to the socket
+    // itself when nothing is queued.
+    let _ = inbox.direct.socket.set(Arc::clone(&stream));
+    if writing.direct {
+        inbox.direct.gate.writer().open();
+    }
+    let mut socket = Socket {
+        stream,
+        direct: Arc::clone(&inbox.direct),
+        gather: Gather::new(),
+        writing,
+    };
+    let end = match serve(&mut socket, &inbox) {
         Ok(end) => end,
         Err(error) => {
             tracing::debug!(%error, "write failed");
@@ -70,26 +124,24 @@ pub(crate) fn run(stream: Arc<TcpStream>, inbox: Inbox, config: WebSocketConfig,
         End::PeerClosed(frame) => Some(frame),
         End::ReaderGone => None,
     };
+    // Nothing but the writer writes from now on: a close frame is the last.
+    inbox.direct.gate.writer().close();
     if let Some(frame) = close {
-        if let Err(error) = socket.close(frame) {
+        if let Err(error) = socket.send(WireFrame::close(frame)) {
             tracing::debug!(%error, "could not send the close frame");
         }
         // Nothing may follow a close frame: half-close now, so that a client
         // waiting for the server to end the TCP connection first (RFC 6455
         // 7.1.1) sees the end at once and closes its side.
-        let _ = socket.get_ref().0.shutdown(Direction::Write);
+        let _ = socket.stream.shutdown(Direction::Write);
         wait_for_reader(&inbox);
     }
     // Wakes the reader if it is still blocked, and ends the TCP connection
     // from our side first, as RFC 6455 asks of servers.
-    let _ = socket.get_ref().0.shutdown(Direction::Both);
+    let _ = socket.stream.shutdown(Direction::Both);
 }
 
-fn serve(
-    socket: &mut WebSocket<WriteHalf>,
-    inbox: &Inbox,
-    batch: usize,
-) -> tungstenite::Result<End> {
+fn serve(socket: &mut Socket, inbox: &Inbox) -> io::Result<End> {
     let (no_frames, no_close) = (crossbeam_channel::never(), crossbeam_channel::never());
     let mut frames = &inbox.frames;
     let mut close = &inbox.close;
@@ -105,38 +157,27 @@ fn serve(
                 Err(_) => close = &no_close,
             },
             recv(inbox.control) -> control => match control {
-                Ok(Control::Pong(data)) => socket.write(Message::Pong(data))?,
-                Ok(Control::Ping) => socket.write(Message::Ping(Bytes::new()))?,
-                Ok(Control::Reply(text)) => socket.write(Message::Text(text))?,
+                Ok(Control::Pong(data)) => socket.send(WireFrame::pong(data))?,
+                Ok(Control::Ping) => socket.send(WireFrame::ping())?,
+                Ok(Control::Reply(text)) => socket.send(WireFrame::text(text))?,
                 Ok(Control::Close(reason)) => return closing(socket, inbox, reason),
                 Ok(Control::PeerClosed(frame)) => return Ok(End::PeerClosed(frame)),
                 Err(_) => {
                     write_queued(socket, inbox)?;
-                    socket.flush()?;
                     return Ok(End::ReaderGone);
                 }
             },
             recv(frames) -> frame => match frame {
-                Ok(frame) => {
-                    socket.write(Message::Text(frame))?;
-                    for frame in frames.try_iter().take(batch - 1) {
-                        socket.write(Message::Text(frame))?;
-                    }
-                }
+                Ok(frame) => socket.send_batch(frame, frames.try_iter())?,
                 Err(_) => frames = &no_frames,
             },
         }
-        socket.flush()?;
     }
 }
 
 /// Ends the connection with `reason`: writes the frames still queued first,
 /// unless the reason is that the client could not keep up with them.
-fn closing(
-    socket: &mut WebSocket<WriteHalf>,
-    inbox: &Inbox,
-    reason: CloseReason,
-) -> tungstenite::Result<End> {
+fn closing(socket: &mut Socket, inbox: &Inbox, reason: CloseReason) -> io::Result<End> {
     if reason.sends_queued_frames_first() {
         write_queued(socket, inbox)?;
     }
@@ -146,9 +187,9 @@ fn closing(
 /// Writes the frames already queued. When the reader is gone without a
 /// close handshake (the client half-closed its socket, or vanished), these
 /// are what it was sent before: a half-closed client can still read them.
-fn write_queued(socket: &mut WebSocket<WriteHalf>, inbox: &Inbox) -> tungstenite::Result<()> {
-    for frame in inbox.frames.try_iter() {
-        socket.write(Message::Text(frame))?;
+fn write_queued(socket: &mut Socket, inbox: &Inbox) -> io::Result<()> {
+    while let Ok(frame) = inbox.frames.try_recv() {
+        socket.send_batch(frame, inbox.frames.try_iter())?;
     }
     Ok(())
 }
