@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+
+use crate::readahead::TUNGSTENITE_READ_BYTES;
 use tungstenite::protocol::WebSocketConfig;
 
 /// How long a server waits for the peer's answer to its close frame before it
@@ -156,9 +158,11 @@ pub struct ServerConfig {
     #[arg(long, default_value_t = 5, value_parser = at_least_one::<u64>())]
     pub shutdown_timeout_secs: u64,
 
-    /// Bytes tungstenite reads from a socket at a time (allocated, and
-    /// touched, per connection: it sets most of a connection's idle memory).
-    /// A larger message still arrives whole: the buffer grows for it.
+    /// Bytes read from a socket at a time, into a scratch buffer of the
+    /// reading thread's (one per worker in chat-async, one per connection
+    /// in chat-sync); tungstenite's own buffer per connection is a few
+    /// hundred bytes (`chat_protocol::readahead`). A larger message still
+    /// arrives whole.
     #[arg(long, default_value_t = 4 * 1024, value_parser = at_least_one::<usize>())]
     pub read_buffer_bytes: usize,
 
@@ -340,7 +344,7 @@ impl ServerConfig {
     /// tungstenite's settings for a connection: the size limits and buffers.
     pub fn websocket_config(&self) -> WebSocketConfig {
         WebSocketConfig::default()
-            .read_buffer_size(self.read_buffer_bytes)
+            .read_buffer_size(TUNGSTENITE_READ_BYTES)
             .write_buffer_size(self.write_buffer_bytes)
             .max_write_buffer_size(self.write_buffer_bytes + 2 * self.max_message_bytes + 1024)
             .max_message_size(Some(self.max_message_bytes))

@@ -27,6 +27,7 @@ pub mod layer;
 pub mod message;
 pub mod page;
 pub mod pending;
+pub mod readahead;
 pub mod room;
 pub mod rooms;
 pub mod route;

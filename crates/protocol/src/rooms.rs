@@ -30,7 +30,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use tungstenite::Utf8Bytes;
+
 use crate::close::CloseReason;
+use crate::message;
 use crate::room::RoomName;
 use crate::wire::{WireFrame, WireFrames};
 
@@ -319,6 +322,19 @@ impl<O: Outbox> RoomHandle<O> {
             return Err(Closed);
         }
         Ok(push(&self.rooms.stats, members, &frames))
+    }
+
+    /// [`RoomHandle::broadcast_all`] for a reader: the error replies to send
+    /// back to the sender, one per message, if the room is closed (none
+    /// otherwise).
+    pub fn broadcast_all_replying(&self, texts: &[String]) -> Vec<Utf8Bytes> {
+        match self.broadcast_all(texts.iter().map(String::as_str)) {
+            Ok(_) => Vec::new(),
+            Err(error) => texts
+                .iter()
+                .map(|_| message::encode_error(&error))
+                .collect(),
+        }
     }
 
     /// Runs `store` and then sends `text` to every member, inside the room's

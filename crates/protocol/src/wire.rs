@@ -184,9 +184,10 @@ pub struct Gather {
     done_in_frame: usize,
 }
 
-/// At most this many slices go into one vectored write (Linux's `IOV_MAX`
-/// is 1,024; the rest follows in the next write).
-const MAX_SLICES: usize = 1024;
+/// At most this many slices go into one vectored write (the rest follows in
+/// the next write): the default `--max-batch-frames`, and the slices sit in
+/// an array on the writer's stack (1 KiB), not in an allocation per write.
+const MAX_SLICES: usize = 64;
 
 impl Gather {
     /// An empty batch.
@@ -215,17 +216,21 @@ impl Gather {
         self.done_frames == self.frames.len()
     }
 
-    /// The bytes still to write, as slices for `write_vectored`.
-    pub fn slices(&self) -> Vec<IoSlice<'_>> {
-        let mut slices = Vec::with_capacity((self.frames.len() - self.done_frames).min(MAX_SLICES));
-        for (i, frame) in self.frames[self.done_frames..].iter().enumerate() {
-            if slices.len() == MAX_SLICES {
-                break;
-            }
+    /// Calls `write` with the bytes still to write, as slices for
+    /// `write_vectored` (at most [`MAX_SLICES`] of them), and returns what it
+    /// returns.
+    pub fn with_slices<R>(&self, write: impl FnOnce(&[IoSlice<'_>]) -> R) -> R {
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let mut count = 0;
+        for (slot, (i, frame)) in slices
+            .iter_mut()
+            .zip(self.frames[self.done_frames..].iter().enumerate())
+        {
             let skip = if i == 0 { self.done_in_frame } else { 0 };
-            slices.push(IoSlice::new(&frame.as_bytes()[skip..]));
+            *slot = IoSlice::new(&frame.as_bytes()[skip..]);
+            count += 1;
         }
-        slices
+        write(&slices[..count])
     }
 
     /// Records that a write took `written` more bytes.
@@ -322,15 +327,18 @@ mod tests {
             let mut out = Vec::new();
             while !gather.is_done() {
                 // A write that takes at most `step` bytes of the slices.
-                let mut took = 0;
-                for slice in gather.slices() {
-                    let n = slice.len().min(step - took);
-                    out.extend_from_slice(&slice[..n]);
-                    took += n;
-                    if took == step {
-                        break;
+                let took = gather.with_slices(|slices| {
+                    let mut took = 0;
+                    for slice in slices {
+                        let n = slice.len().min(step - took);
+                        out.extend_from_slice(&slice[..n]);
+                        took += n;
+                        if took == step {
+                            break;
+                        }
                     }
-                }
+                    took
+                });
                 gather.advance(took);
             }
             assert_eq!(out, whole, "step {step}");

@@ -5,12 +5,14 @@
 //! waits in `read` for the rest of the connection, turning each client frame
 //! into a broadcast, an error reply, a pong or a close.
 
+use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use chat_protocol::config::CLOSE_TIMEOUT;
+use chat_protocol::readahead::ReadAhead;
 use chat_protocol::route::Refusal;
 use chat_protocol::session::{self, Control, Incoming, Silence};
 use chat_protocol::tungstenite::protocol::Role;
@@ -19,6 +21,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc::Sender;
 use tokio::time::timeout;
 use tokio_tungstenite::WebSocketStream;
@@ -34,8 +37,19 @@ use crate::{Shared, writer};
 /// The reader's side of the socket. tungstenite answers pings and close
 /// frames by writing from inside `read`; here those writes are swallowed, and
 /// the reader forwards the same answers to the writer task, which owns every
-/// write.
-struct ReadHalf(OwnedReadHalf);
+/// write. Reads go through the worker's scratch buffer
+/// (`chat_protocol::readahead`).
+struct ReadHalf {
+    stream: OwnedReadHalf,
+    ahead: ReadAhead,
+    /// Bytes read from the socket at a time (`--read-buffer-bytes`).
+    scratch_bytes: usize,
+}
+
+thread_local! {
+    /// The worker's scratch buffer, for every connection it reads.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 impl AsyncRead for ReadHalf {
     fn poll_read(
@@ -43,7 +57,22 @@ impl AsyncRead for ReadHalf {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        let this = &mut *self;
+        if let Some(n) = this.ahead.take(buf.initialize_unfilled()) {
+            buf.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        if buf.remaining() >= this.scratch_bytes {
+            return Pin::new(&mut this.stream).poll_read(cx, buf);
+        }
+        SCRATCH.with_borrow_mut(|scratch| {
+            scratch.resize(this.scratch_bytes, 0);
+            let mut read = ReadBuf::new(scratch);
+            ready!(Pin::new(&mut this.stream).poll_read(cx, &mut read))?;
+            let n = this.ahead.split(read.filled(), buf.initialize_unfilled());
+            buf.advance(n);
+            Poll::Ready(Ok(()))
+        })
     }
 }
 
@@ -67,69 +96,103 @@ impl AsyncWrite for ReadHalf {
 pub(crate) async fn serve(
     mut stream: TcpStream,
     id: u64,
-    mut handshake: Handshake,
-    shared: &Arc<Shared>,
+    handshake: Handshake,
+    shared: Arc<Shared>,
     hang_up: CancellationToken,
 ) {
-    let config = &shared.config;
-    let _ = stream.set_nodelay(true);
-    let head = tokio::select! {
-        head = handshake::read_head(&mut stream, config) => head,
-        () = hang_up.cancelled() => None,
-    };
-    let Some(Upgrade {
-        room,
-        response,
+    // Boxed: the handshake's futures are done before the connection
+    // settles, and inline they would stay in its task for its whole life,
+    // at their full size.
+    let upgraded = Box::pin(upgrade(&mut stream, handshake, &shared, &hang_up)).await;
+    let Some(Upgraded {
         leftover,
-    }) = head
+        joined: Joined {
+            member,
+            control,
+            inbox,
+        },
+        _connection_slot,
+    }) = upgraded
     else {
         return;
     };
-    handshake.head_read();
-    let Ok(_connection_slot) = Arc::clone(&shared.connections).try_acquire_owned() else {
-        handshake::respond(&mut stream, &Refusal::ServerFull.response()).await;
-        return;
+    tracing::debug!(id, room = %member.membership.room(), "joined");
+
+    let config = &shared.config;
+    let (read_half, write_half) = stream.into_split();
+    let writer = writer::spawn(
+        Arc::new(write_half),
+        inbox,
+        config.write_timeout(),
+        config.writing(),
+        hang_up.clone(),
+    );
+    read_frames(read_half, leftover, member, control, &shared, &hang_up).await;
+    let _ = writer.await;
+    tracing::debug!(id, "closed");
+}
+
+/// A connection that is upgraded: the 101 is written, and it is a member.
+struct Upgraded {
+    /// What the client sent after its request head.
+    leftover: Vec<u8>,
+    joined: Joined,
+    /// Its place under `--max-connections`.
+    _connection_slot: OwnedSemaphorePermit,
+}
+
+/// The handshake: reads the request head, takes a connection slot, joins
+/// the room and writes the 101. Pages and refusals are answered here (and
+/// `None` returned).
+async fn upgrade(
+    stream: &mut TcpStream,
+    mut handshake: Handshake,
+    shared: &Arc<Shared>,
+    hang_up: &CancellationToken,
+) -> Option<Upgraded> {
+    let config = &shared.config;
+    let _ = stream.set_nodelay(true);
+    let head = tokio::select! {
+        head = handshake::read_head(stream, config) => head,
+        () = hang_up.cancelled() => None,
     };
-    let joined = shared
+    let Upgrade {
+        room,
+        response,
+        leftover,
+    } = head?;
+    handshake.head_read();
+    let Ok(connection_slot) = Arc::clone(&shared.connections).try_acquire_owned() else {
+        handshake::respond(stream, &Refusal::ServerFull.response()).await;
+        return None;
+    };
+    let joined = match shared
         .layer
         .join(&shared.rooms, room, config.outbox_capacity)
-        .await;
-    let Joined {
-        member,
-        control,
-        inbox,
-    } = match joined {
+        .await
+    {
         Ok(joined) => joined,
         Err(refusal) => {
-            handshake::respond(&mut stream, &refusal.response()).await;
-            return;
+            handshake::respond(stream, &refusal.response()).await;
+            return None;
         }
     };
     match timeout(config.write_timeout(), stream.write_all(&response)).await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => {
             tracing::debug!(%error, "could not write the 101 response");
-            return;
+            return None;
         }
         Err(_elapsed) => {
             tracing::debug!("timed out writing the 101 response");
-            return;
+            return None;
         }
     }
-    drop(handshake);
-    tracing::debug!(id, room = %member.membership.room(), "joined");
-
-    let (read_half, write_half) = stream.into_split();
-    let writer = tokio::spawn(writer::run(
-        Arc::new(write_half),
-        inbox,
-        config.write_timeout(),
-        config.writing(),
-        hang_up.clone(),
-    ));
-    read_frames(read_half, leftover, member, control, shared, &hang_up).await;
-    let _ = writer.await;
-    tracing::debug!(id, "closed");
+    Some(Upgraded {
+        leftover,
+        joined,
+        _connection_slot: connection_slot,
+    })
 }
 
 /// The reader's socket.
@@ -172,7 +235,11 @@ async fn read_frames(
     hang_up: &CancellationToken,
 ) {
     let mut socket: Socket = WebSocketStream::from_partially_read(
-        ReadHalf(stream),
+        ReadHalf {
+            stream,
+            ahead: ReadAhead::default(),
+            scratch_bytes: shared.config.read_buffer_bytes,
+        },
         leftover,
         Role::Server,
         Some(shared.ws_config),
@@ -230,7 +297,7 @@ async fn read_frames(
         // Read (and discard) until the client answers our close frame by
         // closing, so it reads the close frame instead of a reset.
         tokio::select! {
-            () = handshake::linger(&mut socket.get_mut().0, CLOSE_TIMEOUT) => {}
+            () = Box::pin(handshake::linger(&mut socket.get_mut().stream, CLOSE_TIMEOUT)) => {}
             () = hang_up.cancelled() => {}
         }
     }

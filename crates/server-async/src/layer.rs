@@ -145,14 +145,15 @@ impl Layer {
         if let Self::Memory(history) = self
             && history.is_off()
         {
-            return match room.broadcast_all(texts.iter().map(String::as_str)) {
-                Ok(_) => Vec::new(),
-                Err(error) => texts
-                    .iter()
-                    .map(|_| message::encode_error(&error))
-                    .collect(),
-            };
+            return room.broadcast_all_replying(&texts);
         }
+        // Boxed: the store's or Redis's future would otherwise sit in every
+        // reader's task, idle or not, at its full size.
+        Box::pin(self.post_each(room, texts)).await
+    }
+
+    /// [`Layer::post_all`] one message at a time.
+    async fn post_each(&self, room: &RoomHandle<Outbox>, texts: Vec<String>) -> Vec<Utf8Bytes> {
         let mut replies = Vec::new();
         for text in texts {
             if let Err(reply) = self.post(room, text).await {

@@ -69,9 +69,12 @@ pub(crate) async fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, al
         let Some(handshake) = shared.pending.admit(id, &hang_up, &shared.shutdown).await else {
             return;
         };
-        let task_shared = Arc::clone(shared);
-        alive.spawn(async move {
-            connection::serve(stream, id, handshake, &task_shared, hang_up).await;
-        });
+        alive.spawn(connection::serve(
+            stream,
+            id,
+            handshake,
+            Arc::clone(shared),
+            hang_up,
+        ));
     }
 }

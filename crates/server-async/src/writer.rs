@@ -13,7 +13,7 @@
 //! `--max-batch-frames` that are already queued (and up to
 //! `--write-buffer-bytes`), and writes them with one vectored `write`.
 
-use std::io::{self, IoSlice};
+use std::io;
 use std::net::Shutdown as Direction;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +26,7 @@ use futures_util::FutureExt;
 use socket2::SockRef;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_util::sync::CancellationToken;
 
@@ -55,64 +56,74 @@ struct Socket {
 impl Socket {
     /// Writes one frame of the writer's own (a control frame) now.
     async fn send(&mut self, frame: WireFrame) -> io::Result<()> {
-        let direct = Arc::clone(&self.direct);
-        let _hold = direct.gate.writer();
+        let _hold = self.direct.gate.writer();
         self.gather.push(frame);
-        self.write_gathered().await
+        write_gathered(&self.stream, &mut self.gather).await
     }
 
     /// Writes `first`, then as many of the frames already queued as the
     /// batch limits allow, in as few `write`s as the socket takes them.
     async fn send_batch(&mut self, first: WireFrame, inbox: &mut Inbox) -> io::Result<()> {
-        let direct = Arc::clone(&self.direct);
+        let Self {
+            stream,
+            direct,
+            gather,
+            writing,
+        } = self;
         let hold = direct.gate.writer();
-        self.gather.push(first);
-        while self.gather.frames() < self.writing.batch_frames
-            && self.gather.bytes() < self.writing.batch_bytes
-        {
+        gather.push(first);
+        while gather.frames() < writing.batch_frames && gather.bytes() < writing.batch_bytes {
             let Ok(frame) = inbox.frames.try_recv() else {
                 break;
             };
-            self.gather.push(frame);
+            gather.push(frame);
         }
-        let frames = self.gather.frames();
-        self.write_gathered().await?;
+        let frames = gather.frames();
+        write_gathered(stream, gather).await?;
         hold.written(frames);
-        Ok(())
-    }
-
-    async fn write_gathered(&mut self) -> io::Result<()> {
-        let Self { stream, gather, .. } = self;
-        while !gather.is_done() {
-            let written = {
-                let slices: Vec<IoSlice<'_>> = gather.slices();
-                stream.try_write_vectored(&slices)
-            };
-            match written {
-                Ok(0) => {
-                    gather.clear();
-                    return Err(io::ErrorKind::WriteZero.into());
-                }
-                Ok(written) => gather.advance(written),
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    if let Err(error) = stream.writable().await {
-                        gather.clear();
-                        return Err(error);
-                    }
-                }
-                Err(error) => {
-                    gather.clear();
-                    return Err(error);
-                }
-            }
-        }
-        gather.clear();
         Ok(())
     }
 }
 
+/// Writes the whole batch, waiting for room while the socket is full.
+async fn write_gathered(stream: &OwnedWriteHalf, gather: &mut Gather) -> io::Result<()> {
+    while !gather.is_done() {
+        match gather.with_slices(|slices| stream.try_write_vectored(slices)) {
+            Ok(0) => {
+                gather.clear();
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            Ok(written) => gather.advance(written),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                if let Err(error) = stream.writable().await {
+                    gather.clear();
+                    return Err(error);
+                }
+            }
+            Err(error) => {
+                gather.clear();
+                return Err(error);
+            }
+        }
+    }
+    gather.clear();
+    Ok(())
+}
+
+/// Spawns the writer task. (Not an `async fn`: the writer's future would
+/// then be kept, at its full size, in the caller's.)
+pub(crate) fn spawn(
+    stream: Arc<OwnedWriteHalf>,
+    inbox: Inbox,
+    write_timeout: Duration,
+    writing: Writing,
+    hang_up: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(run(stream, inbox, write_timeout, writing, hang_up))
+}
+
 /// Runs the writer until the connection is over, then hangs up.
-pub(crate) async fn run(
+async fn run(
     stream: Arc<OwnedWriteHalf>,
     mut inbox: Inbox,
     write_timeout: Duration,

@@ -6,12 +6,14 @@
 //! turning each client frame into a broadcast, an error reply, a pong or a
 //! close.
 
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::thread;
 
 use chat_protocol::config::CLOSE_TIMEOUT;
+use chat_protocol::readahead::ReadAhead;
 use chat_protocol::route::Refusal;
 use chat_protocol::session::{self, Control, Incoming, Silence};
 use chat_protocol::tungstenite;
@@ -32,22 +34,48 @@ use crate::{Shared, THREAD_STACK_BYTES, writer};
 /// per connection). tungstenite answers pings and close frames by writing
 /// from inside `read`; here those writes are swallowed, and the reader
 /// forwards the same answers to the writer thread, which owns every write.
+/// Reads go through the thread's scratch buffer (`chat_protocol::readahead`).
 struct ReadHalf {
     stream: Arc<TcpStream>,
     /// Reading only what has already arrived: a read that would block
     /// fails with `WouldBlock` instead (`MSG_DONTWAIT`; the socket itself
     /// stays blocking, for the writer's sake too).
     arrived_only: bool,
+    ahead: ReadAhead,
+    /// Bytes read from the socket at a time (`--read-buffer-bytes`).
+    scratch_bytes: usize,
 }
 
-impl Read for ReadHalf {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+thread_local! {
+    /// The thread's scratch buffer: one thread reads one connection, so in
+    /// this model it is the connection's.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl ReadHalf {
+    fn read_socket(&self, buf: &mut [u8]) -> io::Result<usize> {
         if self.arrived_only {
             return recv(&*self.stream, buf, RecvFlags::DONTWAIT)
                 .map(|(read, _)| read)
                 .map_err(io::Error::from);
         }
         (&*self.stream).read(buf)
+    }
+}
+
+impl Read for ReadHalf {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(n) = self.ahead.take(buf) {
+            return Ok(n);
+        }
+        if buf.len() >= self.scratch_bytes {
+            return self.read_socket(buf);
+        }
+        SCRATCH.with_borrow_mut(|scratch| {
+            scratch.resize(self.scratch_bytes, 0);
+            let read = self.read_socket(scratch)?;
+            Ok(self.ahead.split(&scratch[..read], buf))
+        })
     }
 }
 
@@ -179,6 +207,8 @@ fn read_frames(
         ReadHalf {
             stream,
             arrived_only: false,
+            ahead: ReadAhead::default(),
+            scratch_bytes: shared.config.read_buffer_bytes,
         },
         leftover,
         Role::Server,

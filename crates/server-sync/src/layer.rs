@@ -125,13 +125,7 @@ impl Layer {
         if let Self::Memory(history) = self
             && history.is_off()
         {
-            return match room.broadcast_all(texts.iter().map(String::as_str)) {
-                Ok(_) => Vec::new(),
-                Err(error) => texts
-                    .iter()
-                    .map(|_| message::encode_error(&error))
-                    .collect(),
-            };
+            return room.broadcast_all_replying(texts);
         }
         texts
             .iter()

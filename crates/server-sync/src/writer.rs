@@ -14,7 +14,7 @@
 //! `--max-batch-frames` that are already queued (and up to
 //! `--write-buffer-bytes`), and writes them with one vectored `write`.
 
-use std::io::{self, IoSlice, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown as Direction, TcpStream};
 use std::sync::Arc;
 use std::time::Instant;
@@ -52,10 +52,9 @@ struct Socket {
 impl Socket {
     /// Writes one frame of the writer's own (a control frame) now.
     fn send(&mut self, frame: WireFrame) -> io::Result<()> {
-        let direct = Arc::clone(&self.direct);
-        let _hold = direct.gate.writer();
+        let _hold = self.direct.gate.writer();
         self.gather.push(frame);
-        self.write_gathered()
+        write_gathered(&self.stream, &mut self.gather)
     }
 
     /// Writes `first`, then as many of the frames already queued as the
@@ -65,37 +64,45 @@ impl Socket {
         first: WireFrame,
         queued: impl Iterator<Item = WireFrame>,
     ) -> io::Result<()> {
-        let direct = Arc::clone(&self.direct);
+        let Self {
+            stream,
+            direct,
+            gather,
+            writing,
+        } = self;
         let hold = direct.gate.writer();
-        self.gather.push(first);
-        for frame in queued.take(self.writing.batch_frames - 1) {
-            self.gather.push(frame);
-            if self.gather.bytes() >= self.writing.batch_bytes {
+        gather.push(first);
+        for frame in queued.take(writing.batch_frames - 1) {
+            gather.push(frame);
+            if gather.bytes() >= writing.batch_bytes {
                 break;
             }
         }
-        let frames = self.gather.frames();
-        self.write_gathered()?;
+        let frames = gather.frames();
+        write_gathered(stream, gather)?;
         hold.written(frames);
         Ok(())
     }
+}
 
-    fn write_gathered(&mut self) -> io::Result<()> {
-        while !self.gather.is_done() {
-            let slices: Vec<IoSlice<'_>> = self.gather.slices();
-            match (&*self.stream).write_vectored(&slices) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(written) => self.gather.advance(written),
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => {
-                    self.gather.clear();
-                    return Err(error);
-                }
+/// Writes the whole batch, blocking while the socket is full.
+fn write_gathered(stream: &TcpStream, gather: &mut Gather) -> io::Result<()> {
+    while !gather.is_done() {
+        match gather.with_slices(|slices| (&*stream).write_vectored(slices)) {
+            Ok(0) => {
+                gather.clear();
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            Ok(written) => gather.advance(written),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => {
+                gather.clear();
+                return Err(error);
             }
         }
-        self.gather.clear();
-        Ok(())
     }
+    gather.clear();
+    Ok(())
 }
 
 /// Runs the writer until the connection is over, then hangs up the socket.
