@@ -6,7 +6,7 @@
 //! a task schedule for the async one, several microseconds of CPU where the
 //! `write` itself takes three to six. When the member's queue is empty and
 //! nobody is writing to its socket, the broadcast can write the frame itself
-//! with a write that cannot block (`MSG_DONTWAIT`, or tokio's `try_write`),
+//! with a write that cannot block (`send` with `MSG_DONTWAIT`),
 //! and queue only what the socket does not take at once; the writer then
 //! runs only for a backlog, control frames and the close. Both servers keep
 //! their model: the sync server's threads still block in `read` and in the

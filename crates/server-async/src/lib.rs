@@ -31,7 +31,7 @@
 //! * **Fan-out:** the sender's reader task formats the frame once (with the
 //!   messages that have already arrived behind it) and, under the room's
 //!   lock (`chat_protocol::rooms`), writes it to each member's socket with
-//!   `try_write` when nothing is queued for that member; only what a socket
+//!   `send(MSG_DONTWAIT)` when nothing is queued for that member; only what a socket
 //!   does not take at once goes to the member's outbox, and only then is its
 //!   writer task woken to write it.
 //! * **History** (`--history`): a message is stored, then fanned out, in one

@@ -27,7 +27,7 @@ use socket2::SockRef;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, sleep, timeout_at};
 use tokio_util::sync::CancellationToken;
 
 use chat_protocol::session::Control;
@@ -159,14 +159,16 @@ async fn run(
     // Nothing but the writer writes from now on: a close frame is the last.
     inbox.direct.gate.writer().close();
     if let Some(frame) = close {
-        if let Err(error) = bounds.write(socket.send(WireFrame::close(frame))).await {
+        // The closing futures are boxed, here and in `serve`: they run once,
+        // and inline they would sit at full size in every writer's task.
+        if let Err(error) = Box::pin(bounds.write(socket.send(WireFrame::close(frame)))).await {
             tracing::debug!(%error, "could not send the close frame");
         }
         // Nothing may follow a close frame: half-close now, so that a client
         // waiting for the server to end the TCP connection first (RFC 6455
         // 7.1.1) sees the end at once and closes its side.
         shutdown(&socket.stream, Direction::Write);
-        wait_for_reader(&mut inbox).await;
+        Box::pin(wait_for_reader(&mut inbox)).await;
     }
     // Ends the TCP connection from our side first, as RFC 6455 asks of
     // servers, and wakes the reader if it is still waiting.
@@ -175,25 +177,22 @@ async fn run(
 }
 
 async fn serve(socket: &mut Socket, inbox: &mut Inbox, bounds: &Bounds<'_>) -> io::Result<End> {
-    let mut close_open = true;
     let mut frames_open = true;
     loop {
         // A pending close goes first, ahead of queued frames.
         tokio::select! {
             biased;
-            reason = inbox.close.recv(), if close_open => match reason {
-                Some(reason) => return closing(socket, inbox, reason, bounds).await,
-                // The room let go of us (we left it): keep serving control.
-                None => close_open = false,
-            },
+            reason = socket.direct.close_requested() => {
+                return Box::pin(closing(socket, inbox, reason, bounds)).await;
+            }
             control = inbox.control.recv() => match control {
                 Some(Control::Pong(data)) => bounds.write(socket.send(WireFrame::pong(data))).await?,
                 Some(Control::Ping) => bounds.write(socket.send(WireFrame::ping())).await?,
                 Some(Control::Reply(text)) => bounds.write(socket.send(WireFrame::text(text))).await?,
-                Some(Control::Close(reason)) => return closing(socket, inbox, reason, bounds).await,
+                Some(Control::Close(reason)) => return Box::pin(closing(socket, inbox, reason, bounds)).await,
                 Some(Control::PeerClosed(frame)) => return Ok(End::PeerClosed(frame)),
                 None => {
-                    write_queued(socket, inbox, bounds).await?;
+                    Box::pin(write_queued(socket, inbox, bounds)).await?;
                     return Ok(End::ReaderGone);
                 }
             },
@@ -223,13 +222,19 @@ impl Bounds<'_> {
         if let Some(done) = operation.as_mut().now_or_never() {
             return done;
         }
+        // Boxed: only a write that waits needs the timer and the token, and
+        // inline they would sit in every writer's task.
+        let cut_short = Box::pin(async {
+            tokio::select! {
+                biased;
+                () = sleep(self.write_timeout) => io::Error::new(io::ErrorKind::TimedOut, "write timed out"),
+                () = self.hang_up.cancelled() => io::Error::new(io::ErrorKind::ConnectionAborted, "hung up"),
+            }
+        });
         tokio::select! {
             biased;
-            done = timeout(self.write_timeout, operation) => match done {
-                Ok(done) => done,
-                Err(_elapsed) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
-            },
-            () = self.hang_up.cancelled() => Err(io::Error::new(io::ErrorKind::ConnectionAborted, "hung up")),
+            done = operation => done,
+            error = cut_short => Err(error),
         }
     }
 }

@@ -88,10 +88,12 @@ use pending::Pending;
 pub use shutdown::Shutdown;
 use shutdown::Sockets;
 
-/// Stack size of every connection thread. Small, because there are two per
-/// connection; large enough for tungstenite, serde_json's bounded recursion
-/// and tracing. (Only touched pages count in RSS.)
-pub const THREAD_STACK_BYTES: usize = 256 * 1024;
+/// Stack size of every connection thread: twice the smallest that every
+/// test suite passed with in a debug build, where frames are largest (64
+/// KiB; at 32 KiB a reader publishing to Redis overflowed). The size is
+/// address space only: an idle thread touches about 12 KiB of it, and only
+/// touched pages count in RSS.
+pub const THREAD_STACK_BYTES: usize = 128 * 1024;
 
 /// How long, after the shutdown deadline, to wait for threads once their
 /// sockets are shut down.

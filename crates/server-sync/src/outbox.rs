@@ -3,7 +3,12 @@
 //! * `frames` (capacity `--outbox-capacity`, plus the replay queued in it at
 //!   join with `--history`): chat frames from the room. The
 //!   room pushes without blocking; a full queue gets the member closed with
-//!   1013 (see `chat_protocol::rooms`).
+//!   1013 (see `chat_protocol::rooms`). The bound is checked here, on a
+//!   channel that allocates as it fills (crossbeam's list channel, blocks of
+//!   31): crossbeam's bounded channel allocates, and stamps, every slot up
+//!   front, which at 1,024 slots was 40 KiB of every connection's memory,
+//!   idle or not. (Pushes to one member come under its room's lock, so the
+//!   check and the push are not raced.)
 //! * `control` (capacity `CONTROL_CAPACITY`): from the connection's own
 //!   reader thread: pongs, error replies, close requests. The reader blocks
 //!   when it is full, which stops it reading: backpressure on its client.
@@ -33,6 +38,8 @@ use rustix::net::{SendFlags, send};
 /// The room's handle on a connection's queues.
 pub struct Outbox {
     frames: Sender<WireFrame>,
+    /// Most frames `frames` holds.
+    capacity: usize,
     close: Sender<CloseReason>,
     direct: Arc<Direct>,
 }
@@ -61,7 +68,7 @@ pub(crate) struct Direct {
 /// Makes a connection's queues: the room's outbox, the reader's control
 /// sender, and the writer's inbox.
 pub fn outbox(capacity: usize) -> (Outbox, Sender<Control>, Inbox) {
-    let (frames, frames_rx) = crossbeam_channel::bounded(capacity);
+    let (frames, frames_rx) = crossbeam_channel::unbounded();
     let (control, control_rx) = crossbeam_channel::bounded(CONTROL_CAPACITY);
     let (close, close_rx) = crossbeam_channel::bounded(1);
     let direct = Arc::new(Direct::default());
@@ -74,6 +81,7 @@ pub fn outbox(capacity: usize) -> (Outbox, Sender<Control>, Inbox) {
     (
         Outbox {
             frames,
+            capacity,
             close,
             direct,
         },
@@ -86,6 +94,9 @@ impl Outbox {
     /// Queues `frames` for the writer thread, one entry each.
     fn queue(&self, frames: impl Iterator<Item = WireFrame>) -> Result<(), PushError> {
         for frame in frames {
+            if self.frames.len() >= self.capacity {
+                return Err(PushError::Full);
+            }
             self.direct.gate.queueing();
             self.frames.try_send(frame).map_err(|error| {
                 self.direct.gate.not_queued();
