@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Runs the whole comparison: builds the release binaries, installs what the
-# sweep needs when absent (redis-server, the reference servers of peers/),
+# sweep needs when absent (redis-server, the reference servers of peers/, and
+# on Debian the profilers perf and heaptrack, whose profiles the report
+# notes as not taken where they cannot be installed),
 # then hands over to chat-bench, which walks the sweep (scripts/sweep/*.toml)
 # and regenerates the report.
 #
 #   bash scripts/bench.sh [--quick] [--django] [--no-peers] [--baseline REV]
 #                         [--server-cpus LIST] [--loadgen-cpus LIST] [--out DIR]
+#                         [--profiles-only]
 #
 # --quick        a smoke run, within 3 minutes once built (scripts/sweep/quick.toml),
 #                written to results/<date>-<host>-quick/ with its own REPORT.md
@@ -15,6 +18,9 @@
 # --server-cpus, --loadgen-cpus LIST
 #                pin the servers and the load generator (taskset lists)
 # --out DIR      the run directory [default: results/<UTC date>-<hostname>]
+# --profiles-only
+#                only the profiles (perf, heaptrack), taken again into the
+#                existing run --out DIR, then its report regenerated
 #
 # `chat-bench --help` says the rest; what each experiment asks and why is in
 # the sweep files.
@@ -43,5 +49,12 @@ if ! command -v redis-server >/dev/null; then
 fi
 if [[ "$peers" == true ]]; then
     bash peers/install.sh
+fi
+if ! command -v perf >/dev/null || ! command -v heaptrack >/dev/null; then
+    echo "bench.sh: installing Debian's linux-perf and heaptrack for the profiles"
+    if ! (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends linux-perf heaptrack) >/dev/null 2>&1; then
+        echo "bench.sh: could not install them; the report will say which profiles were not taken"
+    fi
 fi
 exec "$target_dir/release/chat-bench" --command-line "$command_line" "$@"

@@ -64,7 +64,7 @@ create_venv_unless_current() {
         [[ "$(cat "$venv/.requirements-stamp")" == "$stamp" ]]; then
         return 0
     fi
-    echo "run.sh: creating $venv from $here/requirements.txt" >&2
+    echo "run.sh: creating the Django Channels venv $venv from PyPI ($here/requirements.txt, about 160 MB)" >&2
     rm -rf "$venv"
     "$python" -m venv "$venv" >&2
     "$venv/bin/python" -m pip install --disable-pip-version-check --quiet \

@@ -29,6 +29,7 @@ pub mod console;
 pub mod driver;
 pub mod fleet;
 pub mod limits;
+pub mod memory;
 pub mod plan;
 pub mod profile;
 pub mod rundir;

@@ -11,7 +11,7 @@ use chat_bench::driver::{Cpus, Driver};
 use chat_bench::fleet::Places;
 use chat_bench::rundir::RunDir;
 use chat_bench::sweep::{Mode, Sweep};
-use chat_bench::{console, limits, profile, setup};
+use chat_bench::{console, limits, memory, profile, setup};
 use chat_loadgen::cpus::parse_cpu_list;
 use clap::Parser;
 
@@ -48,6 +48,11 @@ struct Cli {
     /// Pin the load generator to these cores.
     #[arg(long, value_name = "LIST")]
     loadgen_cpus: Option<String>,
+    /// Only the profiles (perf, heaptrack), taken again into the existing
+    /// run directory --out (its profile.tsv and memory.tsv replaced, its
+    /// README extended), then the report regenerated.
+    #[arg(long, requires = "out")]
+    profiles_only: bool,
     /// The command line to record [default: this one].
     #[arg(long, hide = true)]
     command_line: Option<String>,
@@ -117,7 +122,11 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         };
         PathBuf::from(format!("results/{date}-{host}{quick}"))
     });
-    let dir = RunDir::create(&out)?;
+    let dir = if cli.profiles_only {
+        RunDir::reopen(&out)?
+    } else {
+        RunDir::create(&out)?
+    };
     let run_name = out
         .file_name()
         .map_or_else(|| "run".to_owned(), |n| n.to_string_lossy().into_owned());
@@ -160,6 +169,9 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         cli.django,
         Arc::clone(&interrupted),
     )?;
+    if cli.profiles_only {
+        return profiles_only(driver, &command, !cli.no_peers);
+    }
     setup::write_header(&mut driver, &command, &notes);
     if cli.django {
         setup::prepare_django(&mut driver)?;
@@ -181,6 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
     setup::floor(&mut driver, "before the servers");
     driver.run_experiments();
     profile::profile_servers(&mut driver);
+    memory::profile_memory(&mut driver);
     setup::floor(&mut driver, "after the servers");
     // machine.json again: with the kernel settings raised on the way.
     setup::write_machine(&driver, &command, &notes)?;
@@ -204,6 +217,28 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         driver.dir.runs().display(),
         report.display()
     ));
+    for failure in &driver.failures {
+        eprintln!("chat-bench: failed: {failure}");
+    }
+    Ok(driver.failures.is_empty())
+}
+
+/// `--profiles-only`: the profiles of an existing run taken again, and its
+/// report regenerated.
+fn profiles_only(mut driver: Driver, command: &str, peers: bool) -> anyhow::Result<bool> {
+    let note = format!(
+        "`{command}`, at commit `{}`, {} UTC: the profiles below replace the sweep's.",
+        driver.commit,
+        chat_loadgen::now_rfc3339()
+    );
+    driver
+        .dir
+        .note(&["", "## Profiles, taken again after the sweep", "", &note]);
+    setup::admit(&mut driver, peers);
+    profile::profile_servers(&mut driver);
+    memory::profile_memory(&mut driver);
+    let report = setup::report(&driver, driver.sweep.mode == Mode::Full)?;
+    console::say(&format!("profiles taken; report: {}", report.display()));
     for failure in &driver.failures {
         eprintln!("chat-bench: failed: {failure}");
     }

@@ -39,6 +39,25 @@ impl RunDir {
         })
     }
 
+    /// Opens a finished run's directory to add to it: its README is
+    /// appended to, its records are kept.
+    pub fn reopen(path: &Path) -> anyhow::Result<Self> {
+        if !path.join("runs.jsonl").exists() {
+            anyhow::bail!(
+                "{}/runs.jsonl does not exist: not a run directory",
+                path.display()
+            );
+        }
+        let readme = OpenOptions::new()
+            .append(true)
+            .open(path.join("README.md"))
+            .context("cannot open README.md")?;
+        Ok(Self {
+            path: path.to_owned(),
+            readme,
+        })
+    }
+
     /// `runs.jsonl`.
     pub fn runs(&self) -> PathBuf {
         self.path.join("runs.jsonl")

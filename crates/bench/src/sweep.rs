@@ -112,6 +112,10 @@ pub struct Profile {
     pub rates: Vec<f64>,
     /// Seconds sampled.
     pub seconds: u64,
+    /// Idle connections each of our servers holds for its memory profile
+    /// (`memory`); none: no memory profile.
+    #[serde(default)]
+    pub idle_connections: Option<u64>,
 }
 
 /// Which side of the comparison a server is on.

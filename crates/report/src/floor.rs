@@ -13,6 +13,8 @@ use crate::data::Data;
 pub const PROFILE_FILE: &str = "profile.tsv";
 /// Functions listed per server and rate.
 const TOP_FUNCTIONS: usize = 5;
+/// The kernel's functions that show threads being switched.
+const SWITCHING: [&str; 2] = ["finish_task_switch.isra.0", "futex_wake"];
 
 /// The floor at one batch size, over every floor run.
 #[derive(Debug, Clone, Serialize)]
@@ -55,6 +57,8 @@ pub struct Profile {
     pub kernel: Option<f64>,
     /// The top functions: name and percent.
     pub top: Vec<(String, f64)>,
+    /// Whether the scheduler switching threads is among the top functions.
+    pub switching: bool,
 }
 
 /// Parses `profile.tsv` (a header, then `server rate kind name percent`
@@ -80,6 +84,7 @@ pub fn profiles(tsv: &str) -> Vec<Profile> {
                     rate,
                     kernel: None,
                     top: Vec::new(),
+                    switching: false,
                 });
                 out.len() - 1
             }
@@ -88,7 +93,9 @@ pub fn profiles(tsv: &str) -> Vec<Profile> {
         match kind {
             "binary" if name.trim() == "[kernel.kallsyms]" => p.kernel = Some(percent),
             "function" if p.top.len() < TOP_FUNCTIONS => {
-                p.top.push((name.trim().to_owned(), percent))
+                let name = name.trim();
+                p.switching |= SWITCHING.iter().any(|f| name.ends_with(f));
+                p.top.push((name.to_owned(), percent))
             }
             _ => {}
         }
@@ -112,6 +119,8 @@ mod tests {
         assert_eq!(p.len(), 2);
         assert_eq!(p[0].kernel, Some(80.5));
         assert_eq!(p[0].top[0].0, "[k] finish_task_switch.isra.0");
+        assert!(p[0].switching);
+        assert!(!p[1].switching);
         assert_eq!(p[1].server, "async");
         assert_eq!(p[1].kernel, None);
     }

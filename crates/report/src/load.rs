@@ -54,6 +54,8 @@ pub struct RunDir {
     pub records: Vec<Record>,
     /// Its `profile.tsv`, verbatim, if it has one.
     pub profile: Option<String>,
+    /// Its `memory.tsv`, verbatim, if it has one.
+    pub memory: Option<String>,
 }
 
 /// One soak directory, read.
@@ -191,6 +193,7 @@ pub fn read_run(dir: &Path) -> Result<RunDir> {
     let machine = read_optional(&dir.join(MACHINE_FILE), "a machine record")?;
     let servers = read_optional(&dir.join(SERVERS_FILE), "a servers record")?;
     let profile = fs::read_to_string(dir.join(crate::floor::PROFILE_FILE)).ok();
+    let memory = fs::read_to_string(dir.join(crate::memory::MEMORY_FILE)).ok();
     Ok(RunDir {
         dir: dir.to_path_buf(),
         name: dir_name(dir),
@@ -198,6 +201,7 @@ pub fn read_run(dir: &Path) -> Result<RunDir> {
         servers,
         records,
         profile,
+        memory,
     })
 }
 

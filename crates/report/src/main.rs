@@ -2,15 +2,15 @@
 //! run's `RUNS.md` and SVG plots.
 //!
 //! The report is generated, never edited: every figure comes from the run's
-//! `runs.jsonl` (and `machine.json`, `profile.tsv`, and the newest soak),
+//! `runs.jsonl` (and `machine.json`, `profile.tsv`, `memory.tsv`, and the newest soak),
 //! and every judgement on a run (kept up or fell behind, lost, like for
 //! like) from `chat_record::verdict`. The modules follow the report:
 //!
 //! * `load`: find and read the run and the soak;
 //! * `data`: each fan-out run judged once ([`data::Fan`]);
 //! * `headline`: the first screen's table and the verdict's figures;
-//! * `fanout`, `connections`, `cores`, `history`, `layers`, `soak`,
-//!   `floor`, `variants`: one section each;
+//! * `fanout`, `connections`, `memory`, `cores`, `history`, `layers`,
+//!   `soak`, `floor`, `variants`: one section each;
 //! * `plots`: the SVG plots; `render`: the templates (all the words);
 //! * `report`: put them together and write the files.
 
@@ -30,6 +30,7 @@ mod headline;
 mod history;
 mod layers;
 mod load;
+mod memory;
 mod plots;
 mod render;
 mod report;

@@ -21,6 +21,7 @@ use crate::headline::{self, Capacity, Headline};
 use crate::history::{self, History};
 use crate::layers::{self, Layers};
 use crate::load::{self, RunDir};
+use crate::memory::{self, Memory};
 use crate::plots::{self, CAPACITY_PLOT, HEADLINE_PLOT, PLOTS_DIR, RSS_PLOT};
 use crate::render::{self, REPORT, RUNS};
 use crate::soak::{self, Soak};
@@ -74,6 +75,7 @@ struct Figures<'a> {
     fanout: Vec<fanout::Row>,
     capacity: Vec<(String, Capacity)>,
     connections: Vec<connections::Row>,
+    memory: Vec<Memory>,
     cores: Option<Cores>,
     history: Option<History>,
     layers: Option<Layers>,
@@ -170,6 +172,11 @@ pub fn generate(paths: &Paths) -> Result<Written> {
         fanout: fanout::rows(&data),
         capacity,
         connections: connections::rows(&data),
+        memory: run
+            .memory
+            .as_deref()
+            .map(memory::memory)
+            .unwrap_or_default(),
         cores: cores::cores(&data),
         history: history::history(&data),
         layers: layers::layers(&data),

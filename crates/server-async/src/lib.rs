@@ -121,8 +121,41 @@ pub async fn run(
     config: ServerConfig,
     shutdown: Shutdown,
 ) -> io::Result<()> {
-    let (shared, history_finished) = Shared::new(config, shutdown)?;
-    serve(listener, shared, history_finished).await
+    Server::open(config, shutdown)?.run(listener).await
+}
+
+/// A server ready to serve: its configuration checked, its history opened,
+/// Redis answering. The binary opens it before it binds, so that a
+/// configuration that cannot run is refused before anything listens.
+pub struct Server {
+    shared: Arc<Shared>,
+    history_finished: Option<history::Finished>,
+}
+
+impl Server {
+    /// Checks `config` and opens what it names.
+    ///
+    /// # Errors
+    ///
+    /// An invalid `config` (`io::ErrorKind::InvalidInput`), a history
+    /// database that cannot be opened, or a Redis server that does not
+    /// answer.
+    pub fn open(config: ServerConfig, shutdown: Shutdown) -> io::Result<Self> {
+        let (shared, history_finished) = Shared::new(config, shutdown)?;
+        Ok(Self {
+            shared,
+            history_finished,
+        })
+    }
+
+    /// Serves chat on `listener`, as [`run`] does.
+    ///
+    /// # Errors
+    ///
+    /// A listener without a local address.
+    pub async fn run(self, listener: TcpListener) -> io::Result<()> {
+        serve(listener, self.shared, self.history_finished).await
+    }
 }
 
 impl Shared {

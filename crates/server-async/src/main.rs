@@ -1,17 +1,17 @@
 //! `chat-async`: the tokio chat server.
 
-use std::io::Write;
+use std::io::{self, Write};
 
 use anyhow::Context;
 use chat_protocol::CommonArgs;
-use chat_server_async::Shutdown;
+use chat_server_async::{Server, Shutdown};
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Chat server on tokio tasks (tokio-tungstenite), with a fixed pool of worker
 /// threads.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(name = "chat-async", version, about)]
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
@@ -31,19 +31,29 @@ fn main() -> anyhow::Result<()> {
     let workers = cli
         .workers
         .unwrap_or_else(chat_server_async::default_workers);
-    anyhow::ensure!(workers > 0, "--workers must be at least 1");
-    let listener = chat_server_async::bind(&cli.common.addr)
-        .with_context(|| format!("cannot listen on {}", cli.common.addr))?;
-    listener
-        .set_nonblocking(true)
-        .context("cannot make the listener non-blocking")?;
-    let addr = listener.local_addr().context("no local address")?;
+    if workers == 0 {
+        refuse(&io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--workers must be at least 1",
+        ));
+    }
     let runtime = chat_server_async::runtime(workers).context("cannot start the tokio runtime")?;
 
     runtime.block_on(async move {
+        // Everything the configuration names is checked and opened before
+        // anything listens: a script waiting for `listening on` never sees
+        // it from a server that cannot run.
+        let shutdown = Shutdown::new();
+        let server =
+            Server::open(cli.common.config, shutdown.clone()).unwrap_or_else(|e| refuse(&e));
+        let listener = chat_server_async::bind(&cli.common.addr)
+            .with_context(|| format!("cannot listen on {}", cli.common.addr))?;
+        listener
+            .set_nonblocking(true)
+            .context("cannot make the listener non-blocking")?;
+        let addr = listener.local_addr().context("no local address")?;
         let listener =
             tokio::net::TcpListener::from_std(listener).context("cannot register the listener")?;
-        let shutdown = Shutdown::new();
         let mut interrupt =
             signal(SignalKind::interrupt()).context("cannot install signal handlers")?;
         let mut terminate =
@@ -64,8 +74,14 @@ fn main() -> anyhow::Result<()> {
         stdout.flush()?;
         drop(stdout);
 
-        chat_server_async::run(listener, cli.common.config, shutdown)
-            .await
-            .context("server failed")
+        server.run(listener).await.context("server failed")
     })
+}
+
+/// Ends the process with one line: exit status 2 for a configuration that
+/// is refused (as clap's own errors), 1 for what could not be opened.
+fn refuse(error: &io::Error) -> ! {
+    eprintln!("chat-async: {error}");
+    let refused = error.kind() == io::ErrorKind::InvalidInput;
+    std::process::exit(if refused { 2 } else { 1 })
 }

@@ -122,7 +122,34 @@ pub(crate) struct Shared {
 /// An invalid `config`, a history database that cannot be opened, or a
 /// listener without a local address.
 pub fn run(listener: TcpListener, config: ServerConfig, shutdown: Shutdown) -> io::Result<()> {
-    serve(listener, Shared::new(config, shutdown)?)
+    Server::open(config, shutdown)?.run(listener)
+}
+
+/// A server ready to serve: its configuration checked, its history opened,
+/// Redis answering. The binary opens it before it binds, so that a
+/// configuration that cannot run is refused before anything listens.
+pub struct Server(Arc<Shared>);
+
+impl Server {
+    /// Checks `config` and opens what it names.
+    ///
+    /// # Errors
+    ///
+    /// An invalid `config` (`io::ErrorKind::InvalidInput`), a history
+    /// database that cannot be opened, or a Redis server that does not
+    /// answer.
+    pub fn open(config: ServerConfig, shutdown: Shutdown) -> io::Result<Self> {
+        Shared::new(config, shutdown).map(Self)
+    }
+
+    /// Serves chat on `listener`, as [`run`] does.
+    ///
+    /// # Errors
+    ///
+    /// A listener without a local address.
+    pub fn run(self, listener: TcpListener) -> io::Result<()> {
+        serve(listener, self.0)
+    }
 }
 
 impl Shared {

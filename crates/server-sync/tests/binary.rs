@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use chat_testkit::{Client, ServerProcess, connect_crowd, unique_room};
+use chat_testkit::{
+    Client, ServerProcess, assert_refused, assert_version_names, connect_crowd, unique_room,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_chat-sync");
 
@@ -53,4 +55,18 @@ async fn holds_a_thread_per_connection() {
     );
 
     server.stop_gracefully(clients, EXIT_TIMEOUT).await;
+}
+
+/// A configuration that cannot run is refused before anything listens,
+/// with one line that says why.
+#[test]
+fn refuses_a_configuration_that_cannot_run_before_it_listens() {
+    let args = ["--addr", "127.0.0.1:0", "--layer", "redis"];
+    assert_refused(BIN, "chat-sync", &args, "--redis-url", EXIT_TIMEOUT);
+}
+
+/// `--version` names the binary, not its crate.
+#[test]
+fn version_names_the_binary() {
+    assert_version_names(BIN, "chat-sync", EXIT_TIMEOUT);
 }

@@ -55,7 +55,7 @@ pub use client::{Client, Connect, refusal_status};
 pub use crowd::{connect_crowd, expect_all_closed};
 pub use deaf::{DeafClient, DeafEnd};
 pub use django::DjangoServer;
-pub use process::ServerProcess;
+pub use process::{ServerProcess, assert_refused, assert_version_names, run_to_exit};
 pub use procfs::{ProcStatus, proc_status, proc_status_field};
 pub use raw::{RawClient, RawFrame};
 pub use redis::{RedisServer, Subscriber};

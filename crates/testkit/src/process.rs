@@ -1,7 +1,7 @@
 //! A server binary run as a child process.
 
 use std::net::SocketAddr;
-use std::process::{Command, ExitStatus};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -142,4 +142,65 @@ impl ServerProcess {
             }
         }
     }
+}
+
+/// Runs `program` with `args` to its end, for a command that should not
+/// serve (`--version`, a refused configuration), and returns its exit
+/// status and what it printed. Panics, killing it, if it is still running
+/// after `timeout`.
+pub fn run_to_exit(program: &str, args: &[&str], timeout: Duration) -> Output {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start {program} {args:?}: {error}"));
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => thread::sleep(POLL_INTERVAL),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{program} {args:?} still running after {timeout:?}; killed it");
+            }
+        }
+    }
+    child
+        .wait_with_output()
+        .unwrap_or_else(|error| panic!("cannot read what {program} printed: {error}"))
+}
+
+/// Asserts that `program` (the binary called `name`) refuses `args` before
+/// anything listens: no `listening on` line (a script waiting for it must
+/// not believe the server started), exit status 2 as for clap's own
+/// errors, and one line on stderr, `NAME: ...`, that contains `reason`.
+pub fn assert_refused(program: &str, name: &str, args: &[&str], reason: &str, timeout: Duration) {
+    let out = run_to_exit(program, args, timeout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "exit status; stderr: {stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing may listen: stdout {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
+    assert!(
+        stderr.starts_with(&format!("{name}: ")) && stderr.contains(reason),
+        "the binary's name and the reason ({reason}): {stderr:?}"
+    );
+}
+
+/// Asserts that `program --version` names the binary (`name`), not its
+/// crate.
+pub fn assert_version_names(program: &str, name: &str, timeout: Duration) {
+    let out = run_to_exit(program, &["--version"], timeout);
+    assert!(out.status.success(), "--version: {:?}", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with(&format!("{name} ")),
+        "--version should start with the binary's name: {stdout:?}"
+    );
 }
