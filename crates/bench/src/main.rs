@@ -172,6 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
     if cli.profiles_only {
         return profiles_only(driver, &command, !cli.no_peers);
     }
+    let machine = setup::machine(&driver, &command, &notes);
     setup::write_header(&mut driver, &command, &notes);
     if cli.django {
         setup::prepare_django(&mut driver)?;
@@ -179,7 +180,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
     let servers = setup::admit(&mut driver, !cli.no_peers);
     driver.dir.write_json("servers.json", &servers)?;
     setup::note_servers(&mut driver, &servers);
-    setup::write_machine(&driver, &command, &notes)?;
+    setup::write_machine(&driver, &machine, &command, &notes)?;
     driver.plan();
     driver.dir.note(&[
         "",
@@ -196,7 +197,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
     memory::profile_memory(&mut driver);
     setup::floor(&mut driver, "after the servers");
     // machine.json again: with the kernel settings raised on the way.
-    setup::write_machine(&driver, &command, &notes)?;
+    setup::write_machine(&driver, &machine, &command, &notes)?;
     let seconds = started.elapsed().as_secs();
     let end = format!(
         "Finished in {seconds} s, {} UTC, with {} failed run(s).",

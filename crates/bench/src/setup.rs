@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use chat_loadgen::floor::FloorParams;
 use chat_loadgen::machine::{MachineArgs, Mode as MachineMode};
+use chat_record::machine::Machine;
 use chat_record::servers::{Admission, ServerKind, ServerSetup, Servers};
 
 use crate::console;
@@ -118,8 +119,11 @@ fn check_one(driver: &Driver, start: &ServerStart<'_>) -> Admission {
     }
 }
 
-/// The machine as data, with the limits raised so far.
-pub fn write_machine(driver: &Driver, command: &str, notes: &[String]) -> anyhow::Result<()> {
+/// The machine as data, with the limits raised so far: read when the sweep
+/// starts, so that its commit, whether the tree was clean and the start
+/// time describe the binaries the sweep measures, whatever happens to the
+/// work tree while it runs.
+pub fn machine(driver: &Driver, command: &str, notes: &[String]) -> Machine {
     let args = MachineArgs {
         out: driver.dir.path.join("machine.json"),
         command: command.to_owned(),
@@ -135,9 +139,24 @@ pub fn write_machine(driver: &Driver, command: &str, notes: &[String]) -> anyhow
             .map(|name| ((*name).to_owned(), lock_versions(name)))
             .collect(),
     };
-    driver
-        .dir
-        .write_json("machine.json", &chat_loadgen::machine::collect(&args))
+    chat_loadgen::machine::collect(&args)
+}
+
+/// `machine.json`: the machine read at the start, with the kernel limits
+/// as they are now and every limit raised on the way.
+pub fn write_machine(
+    driver: &Driver,
+    start: &Machine,
+    command: &str,
+    notes: &[String],
+) -> anyhow::Result<()> {
+    let now = machine(driver, command, notes);
+    let machine = Machine {
+        limits: now.limits,
+        raised: now.raised,
+        ..start.clone()
+    };
+    driver.dir.write_json("machine.json", &machine)
 }
 
 /// Every version of `name` in `Cargo.lock`, comma-separated.

@@ -6,8 +6,8 @@
 //! is answered with an error reply and the server goes on; and the
 //! configurations no server can run with are refused by `spawn`.
 //!
-//! Each scenario takes a [`HistoryServer`]: how to start the server, and the
-//! `--db-bridge` to run it with. Every scenario keeps its database in a fresh
+//! Each scenario takes a [`HistoryServer`]: how to start the server (for
+//! chat-async, with one of its `--db-bridge`s). Every scenario keeps its database in a fresh
 //! temporary directory and reads it back with `chat_history` once the server
 //! has shut down. To make the database fail on purpose while the server runs,
 //! a scenario changes the schema through a second SQLite connection (a
@@ -21,7 +21,6 @@ use std::sync::Arc;
 
 use chat_history::{History, Stored};
 use chat_protocol::ServerConfig;
-use chat_protocol::config::DbBridge;
 use chat_protocol::message::ServerFrame;
 use chat_protocol::tungstenite::Message;
 use chat_protocol::tungstenite::protocol::CloseFrame;
@@ -37,9 +36,8 @@ use crate::{Start, TestServer};
 /// configurations a server must refuse.
 pub type TryStart = fn(ServerConfig) -> io::Result<TestServer>;
 
-/// A server to run the history scenarios against, and the database bridge
-/// to run it with: what the [`conformance!`](crate::conformance) macro hands
-/// every history scenario.
+/// A server to run the history scenarios against: what the
+/// [`conformance!`](crate::conformance) macro hands every history scenario.
 #[derive(Debug, Clone, Copy)]
 pub struct HistoryServer {
     /// The test module, such as `async_::inline`, for messages.
@@ -48,20 +46,13 @@ pub struct HistoryServer {
     pub start: Start,
     /// Starts the server, or returns the error its `spawn` returned.
     pub try_start: TryStart,
-    /// The `db_bridge` every scenario puts in its config (`None`: the
-    /// server's default).
-    pub bridge: Option<DbBridge>,
-    /// The bridges the server offers; it must refuse the others.
-    pub offered: &'static [DbBridge],
 }
 
 impl HistoryServer {
-    /// The default config, keeping the history in `path` through this
-    /// scenario's bridge.
+    /// The default config, keeping the history in `path`.
     pub fn config(&self, path: &Path) -> ServerConfig {
         ServerConfig {
             history: Some(path.to_owned()),
-            db_bridge: self.bridge,
             ..ServerConfig::default()
         }
     }
@@ -71,9 +62,6 @@ impl HistoryServer {
         (self.start)(self.config(path))
     }
 }
-
-/// Every bridge there is, offered or not.
-const ALL_BRIDGES: [DbBridge; 3] = [DbBridge::Writer, DbBridge::SpawnBlocking, DbBridge::Inline];
 
 /// A fresh directory for one scenario's database (deleted when dropped), and
 /// the database's path in it.
@@ -816,11 +804,8 @@ async fn expect_refused(server: &HistoryServer, what: &str, config: ServerConfig
     }
 }
 
-/// The database options need `--history`: `spawn` refuses `db_delay_ms` or
-/// a `db_bridge` without it. A server refuses every bridge it does not offer
-/// (chat-sync offers none: it calls SQLite on its connection threads), even
-/// with a history. With a history, this scenario's bridge and a delay, the
-/// server runs and stores.
+/// The database options need `--history`: `spawn` refuses `db_delay_ms`
+/// without it. With a history and a delay, the server runs and stores.
 pub async fn history_db_options_are_checked(server: HistoryServer) {
     let (_dir, path) = database();
     expect_refused(
@@ -832,28 +817,6 @@ pub async fn history_db_options_are_checked(server: HistoryServer) {
         },
     )
     .await;
-    for bridge in ALL_BRIDGES {
-        expect_refused(
-            &server,
-            &format!("db_bridge {bridge:?} without a history"),
-            ServerConfig {
-                db_bridge: Some(bridge),
-                ..ServerConfig::default()
-            },
-        )
-        .await;
-        if !server.offered.contains(&bridge) {
-            expect_refused(
-                &server,
-                &format!("db_bridge {bridge:?}, which it does not offer"),
-                ServerConfig {
-                    db_bridge: Some(bridge),
-                    ..server.config(&path)
-                },
-            )
-            .await;
-        }
-    }
 
     let live = (server.start)(ServerConfig {
         db_delay_ms: 2,

@@ -10,19 +10,21 @@
 //! ```ignore
 //! chat_conformance::conformance!(sync, chat_server_sync::spawn, db_bridges: []);
 //! chat_conformance::conformance!(async_, chat_server_async::spawn, db_bridges: [
-//!     writer: Writer,
-//!     spawn_blocking: SpawnBlocking,
-//!     inline: Inline,
+//!     writer: |config| {
+//!         chat_server_async::spawn_with_bridge(config, chat_server_async::DbBridge::Writer)
+//!     },
+//!     // ...
 //! ]);
 //! ```
 //!
 //! which yields tests named `sync::same_room_delivery_includes_sender`,
-//! `async_::slow_consumer_is_closed_1013`, and so on. `db_bridges` lists the
-//! [`DbBridge`]s the server offers (`--db-bridge`), each under a module name:
-//! the [`history`] scenarios run once with the server's default (`db_bridge:
-//! None`), as `async_::history_messages_are_stored`, and once more per
-//! bridge, as `async_::inline::history_messages_are_stored`. A server that
-//! offers none (`[]`) must refuse every bridge.
+//! `async_::slow_consumer_is_closed_1013`, and so on. `db_bridges` lists, for
+//! a server that offers a choice of how it reaches the database (chat-async's
+//! `--db-bridge`), a module name and a `spawn` for each choice: the
+//! [`history`] scenarios run once with the server's default, as
+//! `async_::history_messages_are_stored`, and once more per bridge, as
+//! `async_::inline::history_messages_are_stored`. The bridge is the server's
+//! own option, not part of the shared [`ServerConfig`].
 //!
 //! The scenarios, by module:
 //!
@@ -61,7 +63,6 @@ pub mod lifecycle;
 mod server;
 
 pub use chat_protocol::ServerConfig;
-pub use chat_protocol::config::DbBridge;
 pub use history::{HistoryServer, TryStart};
 pub use server::{SHUTDOWN_TIMEOUT, Start, TestServer};
 
@@ -71,37 +72,20 @@ pub use server::{SHUTDOWN_TIMEOUT, Start, TestServer};
 /// `$server` names the module (and the server in failure messages);
 /// `$spawn` is the server's `spawn(ServerConfig) -> io::Result<Handle>`, whose
 /// handle has `local_addr()` and a blocking `shutdown_and_join()`.
-/// `db_bridges: [module: Variant, ...]` lists the [`DbBridge`] variants the
-/// server offers: the [`history`] scenarios run with `db_bridge: None` in
-/// `$server`, and with each listed bridge in `$server::module`. The invoking
-/// crate needs `tokio` (with `macros` and `rt-multi-thread`) for
-/// `#[tokio::test]`.
+/// `db_bridges: [module: spawn, ...]` gives, for each database bridge the
+/// server offers, a `spawn` that starts it with that bridge: the
+/// [`history`] scenarios run with `$spawn` in `$server`, and with each
+/// bridge's in `$server::module`. The invoking crate needs `tokio` (with
+/// `macros` and `rt-multi-thread`) for `#[tokio::test]`.
 #[macro_export]
 macro_rules! conformance {
     (
         $server:ident,
-        $spawn:path,
-        db_bridges: [$($bridge_module:ident : $bridge:ident),* $(,)?] $(,)?
+        $spawn:expr,
+        db_bridges: [$($bridge_module:ident : $bridge_spawn:expr),* $(,)?] $(,)?
     ) => {
         mod $server {
-            /// The bridges this server offers; it must refuse the others.
-            const DB_BRIDGES: &[$crate::DbBridge] = &[$($crate::DbBridge::$bridge),*];
-
-            fn start(config: $crate::ServerConfig) -> $crate::TestServer {
-                try_start(config).unwrap_or_else(|error| {
-                    panic!("the {} server did not start: {error}", stringify!($server))
-                })
-            }
-
-            fn try_start(config: $crate::ServerConfig) -> ::std::io::Result<$crate::TestServer> {
-                let handle = $spawn(config)?;
-                let addr = handle.local_addr();
-                Ok($crate::TestServer::new(
-                    stringify!($server),
-                    addr,
-                    move || handle.shutdown_and_join(),
-                ))
-            }
+            $crate::conformance!(@starters $spawn, stringify!($server));
 
             $crate::conformance!(@tests start, [
                 delivery::same_room_delivery_includes_sender,
@@ -175,21 +159,39 @@ macro_rules! conformance {
                 name: stringify!($server),
                 start,
                 try_start,
-                bridge: None,
-                offered: DB_BRIDGES,
             });
 
             $(
                 mod $bridge_module {
+                    $crate::conformance!(
+                        @starters
+                        $bridge_spawn,
+                        concat!(stringify!($server), "::", stringify!($bridge_module))
+                    );
+
                     $crate::conformance!(@history $crate::HistoryServer {
                         name: concat!(stringify!($server), "::", stringify!($bridge_module)),
-                        start: super::start,
-                        try_start: super::try_start,
-                        bridge: Some($crate::DbBridge::$bridge),
-                        offered: super::DB_BRIDGES,
+                        start,
+                        try_start,
                     });
                 }
             )*
+        }
+    };
+    (@starters $spawn:expr, $name:expr) => {
+        fn start(config: $crate::ServerConfig) -> $crate::TestServer {
+            try_start(config)
+                .unwrap_or_else(|error| panic!("the {} server did not start: {error}", $name))
+        }
+
+        fn try_start(config: $crate::ServerConfig) -> ::std::io::Result<$crate::TestServer> {
+            let handle = ($spawn)(config)?;
+            let addr = handle.local_addr();
+            Ok($crate::TestServer::new(
+                $name,
+                addr,
+                move || handle.shutdown_and_join(),
+            ))
         }
     };
     (@history $server:expr) => {

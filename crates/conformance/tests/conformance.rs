@@ -10,7 +10,7 @@
 
 chat_conformance::conformance!(sync, chat_server_sync::spawn, db_bridges: []);
 chat_conformance::conformance!(async_, chat_server_async::spawn, db_bridges: [
-    writer: Writer,
-    spawn_blocking: SpawnBlocking,
-    inline: Inline,
+    writer: |config| chat_server_async::spawn_with_bridge(config, chat_server_async::DbBridge::Writer),
+    spawn_blocking: |config| chat_server_async::spawn_with_bridge(config, chat_server_async::DbBridge::SpawnBlocking),
+    inline: |config| chat_server_async::spawn_with_bridge(config, chat_server_async::DbBridge::Inline),
 ]);

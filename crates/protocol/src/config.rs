@@ -1,6 +1,8 @@
 //! Limits, queue capacities, buffer sizes and timeouts: one [`ServerConfig`]
 //! for both servers, flattened into both command lines so the flags (and their
-//! defaults) cannot drift apart.
+//! defaults) cannot drift apart. What only one server has (chat-async's
+//! `--workers` and `--db-bridge`) is that server's own, so the other's
+//! command line never shows it.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -68,21 +70,6 @@ pub const CONTROL_CAPACITY: usize = 16;
 /// they are queued for it at once, so this bounds the memory a join costs
 /// (`MAX_HISTORY_REPLAY` × `--max-message-bytes`).
 pub const MAX_HISTORY_REPLAY: usize = 1000;
-
-/// How the async server reaches the (blocking) database without blocking its
-/// workers; see `chat_server_async`'s `history` module.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DbBridge {
-    /// One dedicated database thread fed by a bounded queue; consecutive
-    /// messages are stored in one transaction (the default).
-    Writer,
-    /// Every database call on tokio's blocking pool (`spawn_blocking`): the
-    /// analogue of Django's `database_sync_to_async`.
-    SpawnBlocking,
-    /// Database calls made directly on the async worker: the mistake the
-    /// seed warns about, kept only so that it can be measured.
-    Inline,
-}
 
 /// Where a server's rooms live (`--layer`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -205,12 +192,6 @@ pub struct ServerConfig {
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub db_delay_ms: u64,
 
-    /// chat-async only, with --history: how database calls are kept off the
-    /// async workers [default: writer]. chat-sync always calls the database
-    /// on the connection's own thread.
-    #[arg(long, value_enum)]
-    pub db_bridge: Option<DbBridge>,
-
     /// Where rooms live: in this process (`memory`), or on Redis
     /// (`redis`), shared with other processes, ours or Django Channels'.
     #[arg(long, value_enum, default_value_t = Layer::Memory)]
@@ -316,13 +297,8 @@ impl ServerConfig {
             }
             _ => {}
         }
-        if self.history.is_none() {
-            if self.db_bridge.is_some() {
-                return Err(InvalidConfig::NeedsHistory("--db-bridge"));
-            }
-            if self.db_delay_ms > 0 {
-                return Err(InvalidConfig::NeedsHistory("--db-delay-ms"));
-            }
+        if self.history.is_none() && self.db_delay_ms > 0 {
+            return Err(InvalidConfig::NeedsHistory("--db-delay-ms"));
         }
         Ok(())
     }

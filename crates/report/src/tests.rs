@@ -204,6 +204,11 @@ fn reference_servers_sit_beside_ours_in_every_table() {
     assert_eq!(data.listed, listed, "node-ws listed, not measured");
 
     let headline = crate::headline::headline(&data);
+    assert_eq!(
+        headline.light.as_ref().map(|l| l.clients),
+        Some(100),
+        "the light load stays below the peak ladder's room, where both also kept up"
+    );
     let rows: Vec<&str> = headline.rows.iter().map(|r| r.server.as_str()).collect();
     assert_eq!(rows, listed);
     for reference in ["uws", "gorilla"] {

@@ -26,7 +26,6 @@ use std::sync::Arc;
 
 use chat_history::{HistoryError, SharedHistory};
 use chat_protocol::ServerConfig;
-use chat_protocol::config::DbBridge;
 use chat_protocol::message;
 use chat_protocol::room::RoomName;
 use chat_protocol::rooms::{Closed, Membership, RoomHandle, Rooms};
@@ -36,6 +35,22 @@ use tokio::sync::mpsc::Sender;
 use tokio::sync::oneshot;
 
 use crate::db_thread::{self, Job};
+
+/// How the server reaches the (blocking) database without blocking its
+/// workers (`--db-bridge`; the module's documentation says each).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DbBridge {
+    /// One dedicated database thread fed by a bounded queue; consecutive
+    /// messages are stored in one transaction (the default).
+    #[default]
+    Writer,
+    /// Every database call on tokio's blocking pool (`spawn_blocking`): the
+    /// analogue of Django's `database_sync_to_async`.
+    SpawnBlocking,
+    /// Database calls made directly on the async worker: the mistake the
+    /// seed warns about, kept only so that it can be measured.
+    Inline,
+}
 use crate::outbox::{self, Inbox, Outbox};
 
 /// The server's history, if it keeps one (`--history`), and how it reaches it.
@@ -56,14 +71,17 @@ pub(crate) type Finished = oneshot::Receiver<()>;
 
 impl History {
     /// Opens the database named by `--history`, if any, and starts the
-    /// database thread if the bridge is `writer`.
-    pub(crate) fn open(config: &ServerConfig) -> io::Result<(Self, Option<Finished>)> {
+    /// database thread if the bridge is `writer` (`None`: the default).
+    pub(crate) fn open(
+        config: &ServerConfig,
+        bridge: Option<DbBridge>,
+    ) -> io::Result<(Self, Option<Finished>)> {
         let Some(path) = &config.history else {
             return Ok((Self::Off, None));
         };
         let shared = SharedHistory::open(path, config.history_replay, config.db_delay())
             .map_err(io::Error::other)?;
-        Ok(match config.db_bridge.unwrap_or(DbBridge::Writer) {
+        Ok(match bridge.unwrap_or_default() {
             DbBridge::Writer => {
                 let (jobs, finished) = db_thread::start(shared)?;
                 (Self::Writer(jobs), Some(finished))

@@ -15,7 +15,7 @@ use chat_protocol::session::Control;
 use chat_protocol::tungstenite::Utf8Bytes;
 use tokio::sync::mpsc::Sender;
 
-use crate::history::{self, History};
+use crate::history::{self, DbBridge, History};
 use crate::outbox::{self, Inbox, Outbox};
 use crate::pubsub::{RedisLayer, Subscription};
 
@@ -48,10 +48,13 @@ impl Layer {
     /// Opens the history, or checks that Redis answers, as `config` says.
     /// With the history's `writer` bridge, also what resolves once its
     /// database thread has finished.
-    pub(crate) fn open(config: &ServerConfig) -> io::Result<(Self, Option<history::Finished>)> {
+    pub(crate) fn open(
+        config: &ServerConfig,
+        bridge: Option<DbBridge>,
+    ) -> io::Result<(Self, Option<history::Finished>)> {
         Ok(match config.layer {
             LayerKind::Memory => {
-                let (history, finished) = History::open(config)?;
+                let (history, finished) = History::open(config, bridge)?;
                 (Self::Memory(history), finished)
             }
             LayerKind::Redis => (

@@ -83,6 +83,7 @@ use tokio::sync::Semaphore;
 use tokio::time::timeout;
 use tokio_util::task::TaskTracker;
 
+pub use history::DbBridge;
 use layer::Layer;
 pub use listener::bind;
 use outbox::Outbox;
@@ -141,7 +142,21 @@ impl Server {
     /// database that cannot be opened, or a Redis server that does not
     /// answer.
     pub fn open(config: ServerConfig, shutdown: Shutdown) -> io::Result<Self> {
-        let (shared, history_finished) = Shared::new(config, shutdown)?;
+        Self::open_with_bridge(config, None, shutdown)
+    }
+
+    /// [`Server::open`], reaching the history through `bridge` (`None`:
+    /// the default, [`DbBridge::Writer`]); a bridge needs `config.history`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Server::open`].
+    pub fn open_with_bridge(
+        config: ServerConfig,
+        bridge: Option<DbBridge>,
+        shutdown: Shutdown,
+    ) -> io::Result<Self> {
+        let (shared, history_finished) = Shared::new(config, bridge, shutdown)?;
         Ok(Self {
             shared,
             history_finished,
@@ -159,15 +174,22 @@ impl Server {
 }
 
 impl Shared {
-    /// Checks `config` and opens the history.
+    /// Checks `config` and opens the history, reached through `bridge`.
     fn new(
         config: ServerConfig,
+        bridge: Option<DbBridge>,
         shutdown: Shutdown,
     ) -> io::Result<(Arc<Self>, Option<history::Finished>)> {
         config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let (layer, history_finished) = Layer::open(&config)?;
+        if bridge.is_some() && config.history.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "invalid server configuration: --db-bridge needs --history",
+            ));
+        }
+        let (layer, history_finished) = Layer::open(&config, bridge)?;
         let shared = Arc::new(Self {
             ws_config: config.websocket_config(),
             connections: Arc::new(Semaphore::new(config.max_connections)),
@@ -257,13 +279,27 @@ pub fn spawn(config: ServerConfig) -> io::Result<ServerHandle> {
 
 /// [`spawn`], with `workers` worker threads.
 pub fn spawn_with_workers(config: ServerConfig, workers: usize) -> io::Result<ServerHandle> {
+    spawn_with(config, None, workers)
+}
+
+/// [`spawn`], reaching the history through `bridge` (see
+/// [`Server::open_with_bridge`]).
+pub fn spawn_with_bridge(config: ServerConfig, bridge: DbBridge) -> io::Result<ServerHandle> {
+    spawn_with(config, Some(bridge), default_workers())
+}
+
+fn spawn_with(
+    config: ServerConfig,
+    bridge: Option<DbBridge>,
+    workers: usize,
+) -> io::Result<ServerHandle> {
     let listener = listener::bind("127.0.0.1:0")?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let shutdown = Shutdown::new();
     // Before the runtime: one dropped on this error path must not be dropped
     // inside the caller's runtime (a test's).
-    let (shared, history_finished) = Shared::new(config, shutdown.clone())?;
+    let (shared, history_finished) = Shared::new(config, bridge, shutdown.clone())?;
     let runtime = runtime(workers)?;
     let thread = thread::Builder::new()
         .name("chat-accept".into())

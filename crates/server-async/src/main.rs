@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use anyhow::Context;
 use chat_protocol::CommonArgs;
-use chat_server_async::{Server, Shutdown};
+use chat_server_async::{DbBridge, Server, Shutdown};
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -19,6 +19,11 @@ struct Cli {
     /// Worker threads of the tokio runtime [default: the number of cores].
     #[arg(long)]
     workers: Option<usize>,
+
+    /// With --history: how database calls are kept off the async workers
+    /// [default: writer].
+    #[arg(long, value_enum)]
+    db_bridge: Option<DbBridge>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,8 +49,8 @@ fn main() -> anyhow::Result<()> {
         // anything listens: a script waiting for `listening on` never sees
         // it from a server that cannot run.
         let shutdown = Shutdown::new();
-        let server =
-            Server::open(cli.common.config, shutdown.clone()).unwrap_or_else(|e| refuse(&e));
+        let server = Server::open_with_bridge(cli.common.config, cli.db_bridge, shutdown.clone())
+            .unwrap_or_else(|e| refuse(&e));
         let listener = chat_server_async::bind(&cli.common.addr)
             .with_context(|| format!("cannot listen on {}", cli.common.addr))?;
         listener

@@ -158,12 +158,6 @@ impl Shared {
         config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        if config.db_bridge.is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "--db-bridge is for chat-async: chat-sync calls the database on each connection's own thread",
-            ));
-        }
         let rooms = Rooms::new();
         let layer = Layer::open(&config, &rooms, &shutdown)?;
         let max_connections = match ThreadBudget::of_this_machine() {
