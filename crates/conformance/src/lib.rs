@@ -118,6 +118,8 @@ macro_rules! conformance {
                 $crate::conformance!(@tests super::start, [
                     hostile::slowloris_head_is_refused_408,
                     hostile::silent_connection_flood_blocks_no_one,
+                    hostile::one_address_cannot_take_every_slot,
+                    hostile::handshake_rate_is_limited_per_address,
                     hostile::oversized_heads_are_refused_431,
                     hostile::http_1_0_upgrades_are_refused_400,
                     hostile::non_http_requests_are_refused_400,

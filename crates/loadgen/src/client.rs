@@ -1,6 +1,8 @@
 //! Connecting to a chat server, given only its URL.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -41,6 +43,16 @@ pub type Connection = WebSocketStream<TcpStream>;
 /// Read buffer of each client: small, because a run holds thousands.
 const CLIENT_READ_BUFFER: usize = 16 * 1024;
 
+/// The loopback addresses that connections to a server on loopback come
+/// from, in turn, when the caller names none: 127.0.0.1 to 127.0.0.200.
+///
+/// Real clients come from many addresses, and our servers limit what one
+/// address may hold (`--max-connections-per-ip`, 256) and how fast it may
+/// connect: spread this way, 20,000 clients are 100 per address, so a run
+/// measures the servers at their defaults. (A server on another machine
+/// sees this machine's one address: raise its per-address limits for a run.)
+pub const LOOPBACK_SOURCES: u8 = 200;
+
 /// The server to drive: `ws://HOST:PORT` (or `http://`), any path ignored;
 /// clients connect to `/ws/chat/<room>/` as the tutorial's page does.
 #[derive(Debug, Clone)]
@@ -51,6 +63,8 @@ pub struct Target {
     pub addr: SocketAddr,
     /// The URL as given.
     pub url: String,
+    /// Connections opened so far, for [`LOOPBACK_SOURCES`].
+    opened: Arc<AtomicU64>,
 }
 
 impl Target {
@@ -81,7 +95,33 @@ impl Target {
             authority: authority.to_owned(),
             addr,
             url: url.to_owned(),
+            opened: Arc::default(),
         })
+    }
+
+    /// The target at `addr`, named by it (`ws://ADDR`).
+    pub fn at(addr: SocketAddr) -> Self {
+        Self {
+            authority: addr.to_string(),
+            addr,
+            url: format!("ws://{addr}"),
+            opened: Arc::default(),
+        }
+    }
+
+    /// The source address of the next connection that names none: the
+    /// next of [`LOOPBACK_SOURCES`] for a server on IPv4 loopback, else the
+    /// system's choice.
+    fn next_source(&self) -> Option<IpAddr> {
+        let IpAddr::V4(server) = self.addr.ip() else {
+            return None;
+        };
+        if !server.is_loopback() {
+            return None;
+        }
+        let n = self.opened.fetch_add(1, Ordering::Relaxed);
+        let last_octet = 1 + (n % u64::from(LOOPBACK_SOURCES)) as u8;
+        Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last_octet)))
     }
 
     /// Checks that the server accepts TCP connections at all.
@@ -93,8 +133,9 @@ impl Target {
         }
     }
 
-    /// Opens a WebSocket to `room`, from `source` if given; returns it and
-    /// how long the TCP connect and the handshake took.
+    /// Opens a WebSocket to `room`, from `source` if given (else see
+    /// [`LOOPBACK_SOURCES`]); returns it and how long the TCP connect and the
+    /// handshake took.
     pub async fn connect(
         &self,
         room: &RoomName,
@@ -102,6 +143,7 @@ impl Target {
         timeout: Duration,
     ) -> anyhow::Result<(Connection, Duration)> {
         let started = Instant::now();
+        let source = source.or_else(|| self.next_source());
         let attempt = async {
             let socket = match self.addr {
                 SocketAddr::V4(_) => TcpSocket::new_v4(),

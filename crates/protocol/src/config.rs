@@ -112,6 +112,18 @@ pub struct ServerConfig {
     #[arg(long, default_value_t = 512, value_parser = at_least_one::<usize>())]
     pub max_pending_handshakes: usize,
 
+    /// Most connections one client address may hold at once, pending
+    /// handshakes included (an IPv6 address counts by its /64); a connection
+    /// beyond it is refused with 429. Generous enough for many clients
+    /// behind one NAT.
+    #[arg(long, default_value_t = 256, value_parser = at_least_one::<usize>())]
+    pub max_connections_per_ip: usize,
+
+    /// New connections one client address may open per second, after a
+    /// burst of --max-connections-per-ip; one beyond it is refused with 429.
+    #[arg(long, default_value_t = 64, value_parser = at_least_one::<u32>())]
+    pub max_handshakes_per_ip_per_sec: u32,
+
     /// Largest frame or message a client may send, in bytes; larger ones close
     /// the connection with 1009.
     #[arg(long, default_value_t = 64 * 1024, value_parser = at_least_one::<usize>())]
@@ -266,6 +278,11 @@ impl ServerConfig {
         let fields = [
             ("max_connections", self.max_connections as u64),
             ("max_pending_handshakes", self.max_pending_handshakes as u64),
+            ("max_connections_per_ip", self.max_connections_per_ip as u64),
+            (
+                "max_handshakes_per_ip_per_sec",
+                u64::from(self.max_handshakes_per_ip_per_sec),
+            ),
             ("max_message_bytes", self.max_message_bytes as u64),
             ("max_head_bytes", self.max_head_bytes as u64),
             ("outbox_capacity", self.outbox_capacity as u64),

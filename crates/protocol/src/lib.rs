@@ -10,7 +10,9 @@
 //! the wire format of the Redis channel layer that lets servers in several
 //! processes share rooms with each other and with Django Channels
 //! ([`layer`]), and which pending handshake to evict when a flood of silent
-//! connections holds every handshake slot ([`pending`]), and the server frames
+//! connections holds every handshake slot ([`pending`]), how many connections
+//! one client address may hold and how fast it may open them ([`per_ip`]),
+//! and the server frames
 //! as the bytes the writers write, formatted once per message ([`wire`]), and
 //! who may write them to a socket: the writer, or the broadcast itself when
 //! nothing waits ([`gate`]).
@@ -27,6 +29,7 @@ pub mod layer;
 pub mod message;
 pub mod page;
 pub mod pending;
+pub mod per_ip;
 pub mod readahead;
 pub mod room;
 pub mod rooms;

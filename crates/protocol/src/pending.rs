@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 /// connections quickly, at `--max-pending-handshakes` per this much (2,048
 /// a second by default). A flood sustained faster than that still keeps
 /// real clients waiting in the backlog: this bounds what an attacker must
-/// sustain; stopping one needs limits per source address, in front.
+/// sustain; the limits per address ([`crate::per_ip`]) stop one address
+/// from sustaining it, and a flood from many addresses needs a firewall.
 pub const EVICTABLE_AFTER: Duration = Duration::from_millis(250);
 
 /// The connections reading their request head, in accept order, each with

@@ -80,6 +80,14 @@ pub enum Refusal {
     /// The server is at its connection limit (503).
     #[error("server full: too many connections")]
     ServerFull,
+    /// The client's address holds `--max-connections-per-ip` connections
+    /// already (429).
+    #[error("too many connections from your address")]
+    TooManyFromAddress,
+    /// The client's address opens connections faster than
+    /// `--max-handshakes-per-ip-per-sec` (429, retry after a second).
+    #[error("too many new connections from your address: try again later")]
+    TooFastFromAddress,
     /// The server could not start a thread for the connection: the machine's
     /// or the process's thread limit is reached (503; `chat-sync` only).
     #[error("server busy: no thread for this connection, try again later")]
@@ -110,6 +118,7 @@ impl Refusal {
             Self::ServerFull | Self::OutOfThreads | Self::ShuttingDown | Self::LayerUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            Self::TooManyFromAddress | Self::TooFastFromAddress => StatusCode::TOO_MANY_REQUESTS,
             Self::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,
         }
@@ -120,6 +129,7 @@ impl Refusal {
         let extra: &[(&str, &str)] = match self {
             Self::UnsupportedVersion => &[("Sec-WebSocket-Version", "13")],
             Self::MethodNotAllowed => &[("Allow", "GET")],
+            Self::TooFastFromAddress => &[("Retry-After", "1")],
             _ => &[],
         };
         let body = format!("{self}\n");

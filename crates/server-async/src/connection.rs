@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use chat_protocol::config::CLOSE_TIMEOUT;
+use chat_protocol::per_ip::IpSlot;
 use chat_protocol::readahead::ReadAhead;
 use chat_protocol::route::Refusal;
 use chat_protocol::session::{self, Control, Incoming, Silence};
@@ -97,6 +98,7 @@ pub(crate) async fn serve(
     mut stream: TcpStream,
     id: u64,
     handshake: Handshake,
+    _ip_slot: IpSlot,
     shared: Arc<Shared>,
     hang_up: CancellationToken,
 ) {

@@ -76,6 +76,7 @@ use std::time::Duration;
 
 use chat_protocol::ServerConfig;
 use chat_protocol::close::CloseReason;
+use chat_protocol::per_ip::PerIpLimits;
 use chat_protocol::rooms::Rooms;
 use chat_protocol::tungstenite::protocol::WebSocketConfig;
 use tokio::net::TcpListener;
@@ -105,6 +106,8 @@ pub(crate) struct Shared {
     connections: Arc<Semaphore>,
     /// Connections in their handshake (`--max-pending-handshakes`).
     pending: Arc<Pending>,
+    /// Connections per client address, and their rate.
+    per_ip: Arc<PerIpLimits>,
     sockets: Sockets,
     shutdown: Shutdown,
 }
@@ -194,6 +197,7 @@ impl Shared {
             ws_config: config.websocket_config(),
             connections: Arc::new(Semaphore::new(config.max_connections)),
             pending: Pending::new(config.max_pending_handshakes),
+            per_ip: PerIpLimits::new(&config),
             rooms: Rooms::new(),
             layer,
             sockets: Sockets::default(),

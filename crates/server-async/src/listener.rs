@@ -1,6 +1,10 @@
 //! The accept loop, and the limits it enforces.
 //!
-//! One task accepts. Each accepted connection takes a handshake slot
+//! One task accepts. An accepted connection whose address holds
+//! `--max-connections-per-ip` already, or opens them faster than
+//! `--max-handshakes-per-ip-per-sec` (`chat_protocol::per_ip`), is refused
+//! with 429 at once, from this task, before it can take anything else.
+//! Each other connection takes a handshake slot
 //! (`--max-pending-handshakes`, the `pending` module): a free one, or one
 //! taken from the oldest handshake still silent, or the first to come free,
 //! while later clients wait in the kernel's backlog. This bounds the tasks
@@ -8,14 +12,16 @@
 //! which does the handshake and then reads.
 
 use std::io;
-use std::net::ToSocketAddrs;
+use std::net::{Shutdown, ToSocketAddrs};
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 
 use chat_protocol::config::{AcceptBackoff, LISTEN_BACKLOG};
-use socket2::{Domain, Protocol, Socket, Type};
+use chat_protocol::route::Refusal;
+use rustix::net::{SendFlags, send};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::{Shared, connection};
 
@@ -65,6 +71,14 @@ pub(crate) async fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, al
         next_id += 1;
         let id = next_id;
         tracing::debug!(id, %peer, "accepted");
+        let ip_slot = match shared.per_ip.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                tracing::debug!(id, %peer, %refusal, "refused");
+                refuse_at_once(&stream, &refusal);
+                continue;
+            }
+        };
         let hang_up = shared.sockets.insert();
         let Some(handshake) = shared.pending.admit(id, &hang_up, &shared.shutdown).await else {
             return;
@@ -73,8 +87,21 @@ pub(crate) async fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, al
             stream,
             id,
             handshake,
+            ip_slot,
             Arc::clone(shared),
             hang_up,
         ));
     }
+}
+
+/// Refuses a client from the accept loop, which must not wait: one `send`
+/// that cannot wait (the response fits in the new socket's empty buffer),
+/// then our side closed. The same call as tokio's `try_write`, without its
+/// readiness check, which a socket just accepted has not passed yet. The
+/// client's request is not read, so closing may reset the connection after
+/// the response (the client reads the response first).
+fn refuse_at_once(stream: &TcpStream, refusal: &Refusal) {
+    let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
+    let _ = send(stream, &refusal.response().bytes, flags);
+    let _ = SockRef::from(stream).shutdown(Shutdown::Write);
 }

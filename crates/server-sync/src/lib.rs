@@ -75,6 +75,7 @@ use std::time::{Duration, Instant};
 
 use chat_protocol::ServerConfig;
 use chat_protocol::close::CloseReason;
+use chat_protocol::per_ip::PerIpLimits;
 use chat_protocol::rooms::Rooms;
 use chat_protocol::tungstenite::protocol::WebSocketConfig;
 use crossbeam_channel::RecvTimeoutError;
@@ -109,6 +110,8 @@ pub(crate) struct Shared {
     connections: Limit,
     /// Connections in their handshake (`--max-pending-handshakes`).
     pending: Arc<Pending>,
+    /// Connections per client address, and their rate.
+    per_ip: Arc<PerIpLimits>,
     sockets: Sockets,
     shutdown: Shutdown,
 }
@@ -180,6 +183,7 @@ impl Shared {
             ws_config: config.websocket_config(),
             connections: Limit::new(max_connections),
             pending: Pending::new(config.max_pending_handshakes),
+            per_ip: PerIpLimits::new(&config),
             rooms,
             layer,
             sockets: Sockets::default(),

@@ -1,6 +1,10 @@
 //! The acceptor thread, and the limits it enforces.
 //!
-//! One thread blocks in `accept`. Each accepted connection takes a handshake
+//! One thread blocks in `accept`. An accepted connection whose address holds
+//! `--max-connections-per-ip` already, or opens them faster than
+//! `--max-handshakes-per-ip-per-sec` (`chat_protocol::per_ip`), is refused
+//! with 429 at once, from this thread, before it can take anything else.
+//! Each other connection takes a handshake
 //! slot (`--max-pending-handshakes`, the `pending` module): a free one, or
 //! one taken from the oldest handshake still silent, or the first to come
 //! free, while later clients wait in the kernel's backlog. This bounds the
@@ -9,24 +13,20 @@
 //! If that thread cannot be created (the machine's or the process's thread
 //! limit), the client is refused with 503 and the server goes on.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::ToSocketAddrs;
 use std::net::{Shutdown as Direction, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
 use chat_protocol::config::{AcceptBackoff, LISTEN_BACKLOG};
 use chat_protocol::route::Refusal;
+use rustix::net::{SendFlags, send};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::{Shared, THREAD_STACK_BYTES, connection};
-
-/// How long the acceptor may spend writing a 503 to a client it has no
-/// thread for.
-const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// A counting semaphore made of a bounded channel pre-filled with tokens:
 /// taking a token is a `recv`, and a [`Permit`] gives it back when dropped.
@@ -119,6 +119,14 @@ pub(crate) fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, alive: S
         next_id += 1;
         let id = next_id;
         tracing::debug!(id, %peer, "accepted");
+        let ip_slot = match shared.per_ip.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                tracing::debug!(id, %peer, %refusal, "refused");
+                refuse_at_once(&stream, &refusal);
+                continue;
+            }
+        };
         let stream = Arc::new(stream);
         let Some(handshake) = shared.pending.admit(id, &stream, &shared.shutdown) else {
             return;
@@ -131,25 +139,26 @@ pub(crate) fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, alive: S
             .name(format!("ws-read-{id}"))
             .stack_size(THREAD_STACK_BYTES)
             .spawn(move || {
+                let _ip_slot = ip_slot;
                 connection::serve(thread_stream, id, handshake, &thread_shared);
                 thread_shared.sockets.remove(id);
                 drop(alive);
             });
         if let Err(error) = spawned {
             shared.sockets.remove(id);
-            refuse_out_of_threads(&stream, &error);
+            tracing::warn!(%error, "could not start a connection thread: refused with 503");
+            refuse_at_once(&stream, &Refusal::OutOfThreads);
         }
     }
 }
 
-/// Refuses a client whose thread could not be created, from the acceptor
-/// itself: so it must not block. The 503 fits in the empty socket buffer;
-/// the client's request is not read, so closing may reset the connection
-/// after the response (the client reads the response first).
-fn refuse_out_of_threads(stream: &TcpStream, error: &io::Error) {
-    tracing::warn!(%error, "could not start a connection thread: refused with 503");
-    let mut stream = stream;
-    let _ = stream.set_write_timeout(Some(REFUSAL_WRITE_TIMEOUT));
-    let _ = stream.write_all(&Refusal::OutOfThreads.response().bytes);
+/// Refuses a client from the acceptor itself, which must not block: one
+/// `send` that cannot wait (the response fits in the new socket's empty
+/// buffer), then our side closed. The client's request is not read, so
+/// closing may reset the connection after the response (the client reads
+/// the response first).
+fn refuse_at_once(stream: &TcpStream, refusal: &Refusal) {
+    let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
+    let _ = send(stream, &refusal.response().bytes, flags);
     let _ = stream.shutdown(Direction::Write);
 }

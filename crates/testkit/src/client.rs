@@ -1,7 +1,7 @@
 //! A WebSocket chat client whose every wait is bounded.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -40,6 +40,7 @@ pub struct Connect {
     name: Option<String>,
     headers: Vec<(String, String)>,
     recv_buffer_bytes: Option<u32>,
+    source: Option<IpAddr>,
 }
 
 impl Connect {
@@ -55,6 +56,7 @@ impl Connect {
             name: None,
             headers: Vec::new(),
             recv_buffer_bytes: None,
+            source: None,
         }
     }
 
@@ -79,6 +81,14 @@ impl Connect {
     /// client that does not read makes the server's writes block sooner.
     pub fn recv_buffer_bytes(mut self, bytes: u32) -> Self {
         self.recv_buffer_bytes = Some(bytes);
+        self
+    }
+
+    /// Connects from `source`, a local address (127.0.0.2, 127.0.0.3, ...
+    /// are all this machine's), so that the server sees another client
+    /// address; by default the system picks 127.0.0.1.
+    pub fn from(mut self, source: IpAddr) -> Self {
+        self.source = Some(source);
         self
     }
 
@@ -114,6 +124,11 @@ impl Connect {
                 socket
                     .set_recv_buffer_size(bytes)
                     .context("cannot set SO_RCVBUF")?;
+            }
+            if let Some(source) = self.source {
+                socket
+                    .bind(SocketAddr::new(source, 0))
+                    .with_context(|| format!("cannot bind to {source}"))?;
             }
             let stream = socket.connect(addr).await.context("TCP connect failed")?;
             stream.set_nodelay(true).context("cannot set TCP_NODELAY")?;

@@ -2,11 +2,11 @@
 //! not send (a plain `GET` on the WebSocket path, a wrong version) and the
 //! plain responses of refused handshakes and pages.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::timeout;
 
 use crate::STEP_TIMEOUT;
@@ -58,6 +58,19 @@ pub fn get_request(addr: SocketAddr, path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/html\r\n\r\n")
 }
 
+/// A TCP connection to `addr` from the local address `source`, or the
+/// system's choice.
+pub async fn connect_from(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    if let Some(source) = source {
+        socket.bind(SocketAddr::new(source, 0))?;
+    }
+    socket.connect(addr).await
+}
+
 /// Sends `request` to `addr` and reads the response: its head, then a body of
 /// `Content-Length` bytes (none after a 101). Each step is bounded by
 /// [`STEP_TIMEOUT`]. Panics, with `request`'s first line, on any failure.
@@ -76,7 +89,17 @@ pub async fn status(addr: SocketAddr, request: &str) -> u16 {
 
 /// [`exchange`], returning failures instead of panicking.
 pub async fn try_exchange(addr: SocketAddr, request: &str) -> anyhow::Result<HttpResponse> {
-    let mut stream = timeout(STEP_TIMEOUT, TcpStream::connect(addr))
+    try_exchange_from(addr, None, request).await
+}
+
+/// [`try_exchange`] from the local address `source` (127.0.0.2, ...: see
+/// [`crate::Connect::from`]), or the system's choice.
+pub async fn try_exchange_from(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    request: &str,
+) -> anyhow::Result<HttpResponse> {
+    let mut stream = timeout(STEP_TIMEOUT, connect_from(addr, source))
         .await
         .context("connect timed out")?
         .context("connect failed")?;

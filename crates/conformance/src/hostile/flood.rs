@@ -8,7 +8,11 @@
 //! after the flood waits about 2.5 s here (2,000 connections, 200 at a time
 //! every 250 ms), instead of queueing behind every silent connection for
 //! its handshake timeout (ten rounds of 2 s, longer than a step may take).
+//! The flood comes from ten addresses, each within its share
+//! (`--max-connections-per-ip`): from one, all but its share would be
+//! refused at once with 429 (`per_ip`).
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use chat_protocol::ServerConfig;
@@ -29,6 +33,16 @@ const PENDING: usize = 200;
 /// The handshake timeout during the flood.
 const HANDSHAKE_TIMEOUT_SECS: u64 = 2;
 
+/// Addresses the flood comes from: within each one's share of connections
+/// (`--max-connections-per-ip`), as a flood from many machines is, so that
+/// what meets it is the handshake slots and their eviction.
+const SOURCES: usize = 10;
+
+/// The address silent connection `i` comes from: 127.0.0.10 to 127.0.0.19.
+fn source(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10 + (i % SOURCES) as u8))
+}
+
 /// How the server ended one silent connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ended {
@@ -46,12 +60,7 @@ enum Ended {
 /// or timed out with 408) within the handshake timeout and one step.
 pub async fn silent_connection_flood_blocks_no_one(start: Start) {
     // Both ends of every connection live in this process.
-    let wanted = 2 * FLOOD as u64 + 256;
-    let limit = rlimit::increase_nofile_limit(wanted).expect("raising RLIMIT_NOFILE should work");
-    assert!(
-        limit >= wanted,
-        "RLIMIT_NOFILE is {limit}, the flood needs {wanted}"
-    );
+    super::raise_open_files(2 * FLOOD as u64 + 256);
     let server = start(ServerConfig {
         max_pending_handshakes: PENDING,
         handshake_timeout_secs: HANDSHAKE_TIMEOUT_SECS,
@@ -63,7 +72,7 @@ pub async fn silent_connection_flood_blocks_no_one(start: Start) {
 
     let mut silent = Vec::with_capacity(FLOOD);
     for i in 0..FLOOD {
-        let stream = tokio::time::timeout(STEP_TIMEOUT, TcpStream::connect(addr))
+        let stream = tokio::time::timeout(STEP_TIMEOUT, http::connect_from(addr, Some(source(i))))
             .await
             .unwrap_or_else(|_| panic!("silent connection {i}: no TCP connect within a step"))
             .unwrap_or_else(|error| panic!("silent connection {i}: TCP connect failed: {error}"));

@@ -15,6 +15,8 @@
 //!   non-HTTP, bad keys (400), bad versions (426), frames pipelined behind
 //!   the request head.
 //! * [`flood`]: two thousand silent connections against a small handshake limit.
+//! * [`per_ip`]: two thousand upgrades from one address (429 beyond its
+//!   share), and new connections from one address faster than its rate.
 //! * [`frames`]: every framing violation (1002), UTF-8 across fragments
 //!   (delivered, or 1007), tiny fragments past the size limit and a huge
 //!   announced length (1009, before the message ends).
@@ -29,6 +31,7 @@ pub mod close;
 pub mod flood;
 pub mod frames;
 pub mod handshake;
+pub mod per_ip;
 pub mod slowloris;
 pub mod tcp;
 
@@ -53,6 +56,7 @@ pub use handshake::{
     frames_pipelined_after_the_head_are_delivered, http_1_0_upgrades_are_refused_400,
     non_http_requests_are_refused_400, oversized_heads_are_refused_431,
 };
+pub use per_ip::{handshake_rate_is_limited_per_address, one_address_cannot_take_every_slot};
 pub use slowloris::slowloris_head_is_refused_408;
 pub use tcp::{half_closed_client_is_served_then_ended, reset_mid_frame_frees_the_slot};
 
@@ -130,4 +134,14 @@ pub(crate) async fn expect_closed_for(hostile: &mut RawClient, reason: CloseReas
         "{what}: wrong close reason"
     );
     hostile.answer_close(&close).await;
+}
+
+/// Raises this process's open-files limit to `wanted` descriptors (a flood
+/// holds both ends of every connection here), or fails the test saying why.
+pub(crate) fn raise_open_files(wanted: u64) {
+    let limit = rlimit::increase_nofile_limit(wanted).expect("raising RLIMIT_NOFILE should work");
+    assert!(
+        limit >= wanted,
+        "RLIMIT_NOFILE is {limit}, the flood needs {wanted}"
+    );
 }

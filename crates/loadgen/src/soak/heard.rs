@@ -127,11 +127,7 @@ mod tests {
 
     #[test]
     fn only_its_rooms_messages_count_the_rest_is_junk() {
-        let target = Target {
-            authority: "127.0.0.1:1".into(),
-            addr: ([127, 0, 0, 1], 1).into(),
-            url: "ws://127.0.0.1:1".into(),
-        };
+        let target = Target::at(([127, 0, 0, 1], 1).into());
         let shared = Shared::new(target, SoakConfig::default(), "t".into());
         let rooms = Arc::new(plan(&shared.config, "t").expect("a plan"));
         // Rooms of 2, 5, 20, 50, two senders each: room 1's are 2 and 3.
