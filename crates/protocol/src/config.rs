@@ -138,6 +138,19 @@ pub struct ServerConfig {
     #[arg(long, default_value_t = 1024, value_parser = at_least_one::<usize>())]
     pub outbox_capacity: usize,
 
+    /// Bytes of frames queued for one connection before it counts as too
+    /// slow and is closed with 1013 (whichever of this and
+    /// --outbox-capacity comes first).
+    #[arg(long, default_value_t = 1024 * 1024, value_parser = at_least_one::<usize>())]
+    pub outbox_bytes: usize,
+
+    /// Bytes of frames queued for all connections together; a push that
+    /// would pass it first hangs up on the connection with the largest
+    /// queue. (A fixed figure, not a share of the machine's memory, which a
+    /// container's limit hides: a server behaves the same wherever it runs.)
+    #[arg(long, default_value_t = 1024 * 1024 * 1024, value_parser = at_least_one::<usize>())]
+    pub max_queued_bytes: usize,
+
     /// Seconds a connection may stay silent (no frame, not even a ping) before
     /// the server closes it with 1001.
     #[arg(long, default_value_t = 300, value_parser = at_least_one::<u64>())]
@@ -286,6 +299,8 @@ impl ServerConfig {
             ("max_message_bytes", self.max_message_bytes as u64),
             ("max_head_bytes", self.max_head_bytes as u64),
             ("outbox_capacity", self.outbox_capacity as u64),
+            ("outbox_bytes", self.outbox_bytes as u64),
+            ("max_queued_bytes", self.max_queued_bytes as u64),
             ("idle_timeout_secs", self.idle_timeout_secs),
             ("handshake_timeout_secs", self.handshake_timeout_secs),
             ("write_timeout_secs", self.write_timeout_secs),

@@ -12,6 +12,7 @@
 //! ([`layer`]), and which pending handshake to evict when a flood of silent
 //! connections holds every handshake slot ([`pending`]), how many connections
 //! one client address may hold and how fast it may open them ([`per_ip`]),
+//! the bytes each outbox and the whole server may queue ([`queued`]),
 //! and the server frames
 //! as the bytes the writers write, formatted once per message ([`wire`]), and
 //! who may write them to a socket: the writer, or the broadcast itself when
@@ -30,6 +31,7 @@ pub mod message;
 pub mod page;
 pub mod pending;
 pub mod per_ip;
+pub mod queued;
 pub mod readahead;
 pub mod room;
 pub mod rooms;

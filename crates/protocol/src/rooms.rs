@@ -34,6 +34,7 @@ use tungstenite::Utf8Bytes;
 
 use crate::close::CloseReason;
 use crate::message;
+use crate::queued::OutboxLimits;
 use crate::room::RoomName;
 use crate::wire::{WireFrame, WireFrames};
 
@@ -197,19 +198,22 @@ impl<O: Outbox> Rooms<O> {
 
     /// [`Rooms::join_with`] for a joiner with a replay: `replay` (read
     /// inside the room's order) is queued first in the outbox that `make`
-    /// returns for `capacity` live frames plus the replay.
+    /// returns for `limits` raised by the replay's frames and bytes.
     pub fn join_replaying<T>(
         self: &Arc<Self>,
         name: RoomName,
-        capacity: usize,
+        limits: &OutboxLimits,
         replay: impl FnOnce(&RoomName) -> Vec<WireFrame>,
-        make: impl FnOnce(usize) -> (O, T),
+        make: impl FnOnce(OutboxLimits) -> (O, T),
     ) -> Result<(Membership<O>, T), Closed> {
         self.join_with(name, |room| {
             let replay = replay(room);
-            let (outbox, made) = make(capacity + replay.len());
+            let bytes = replay.iter().map(WireFrame::len).sum();
+            let (outbox, made) = make(limits.with_replay(replay.len(), bytes));
             for frame in replay {
-                // Cannot fail: the queue has room for the replay, and is new.
+                // Fails only if the server's queued bytes are over budget
+                // and this new outbox holds the most: then it is hung up
+                // on, and its client reconnects for the replay.
                 let _ = outbox.try_push(&WireFrames::one(frame));
             }
             (outbox, made)

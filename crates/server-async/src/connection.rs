@@ -170,7 +170,7 @@ async fn upgrade(
     };
     let joined = match shared
         .layer
-        .join(&shared.rooms, room, config.outbox_capacity)
+        .join(&shared.rooms, room, &shared.outbox_limits)
         .await
     {
         Ok(joined) => joined,

@@ -12,6 +12,7 @@ use std::thread;
 
 use chat_history::SharedHistory;
 use chat_protocol::message;
+use chat_protocol::queued::OutboxLimits;
 use chat_protocol::room::RoomName;
 use chat_protocol::rooms::{Closed, RoomHandle, Rooms};
 use chat_protocol::tungstenite::Utf8Bytes;
@@ -40,7 +41,7 @@ pub(crate) enum Job {
     Join {
         rooms: Arc<Rooms<Outbox>>,
         room: RoomName,
-        capacity: usize,
+        limits: OutboxLimits,
         done: oneshot::Sender<Result<Joined, Closed>>,
     },
 }
@@ -82,13 +83,13 @@ fn run(shared: &SharedHistory, mut queue: mpsc::Receiver<Job>) {
                 Job::Join {
                     rooms,
                     room,
-                    capacity,
+                    limits,
                     done,
                 } => {
                     // Messages queued before the join are stored and sent
                     // first: they are in its replay, not live.
                     store_and_send(shared, std::mem::take(&mut posts));
-                    let _ = done.send(join_blocking(Some(shared), &rooms, room, capacity));
+                    let _ = done.send(join_blocking(Some(shared), &rooms, room, &limits));
                 }
             }
         }

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use chat_history::{HistoryError, SharedHistory};
 use chat_protocol::ServerConfig;
 use chat_protocol::message;
+use chat_protocol::queued::OutboxLimits;
 use chat_protocol::room::RoomName;
 use chat_protocol::rooms::{Closed, Membership, RoomHandle, Rooms};
 use chat_protocol::session::Control;
@@ -91,21 +92,22 @@ impl History {
         })
     }
 
-    /// Joins `room` with a new outbox of `capacity` live frames, in which
+    /// Joins `room` with a new outbox within `limits`, in which
     /// the room's replay is queued first.
     pub(crate) async fn join(
         &self,
         rooms: &Arc<Rooms<Outbox>>,
         room: RoomName,
-        capacity: usize,
+        limits: &OutboxLimits,
     ) -> Result<Joined, Closed> {
         match self {
-            Self::Off => join_blocking(None, rooms, room, capacity),
-            Self::Inline(shared) => join_blocking(Some(shared), rooms, room, capacity),
+            Self::Off => join_blocking(None, rooms, room, limits),
+            Self::Inline(shared) => join_blocking(Some(shared), rooms, room, limits),
             Self::SpawnBlocking(shared) => {
                 let (shared, rooms) = (Arc::clone(shared), Arc::clone(rooms));
+                let limits = limits.clone();
                 tokio::task::spawn_blocking(move || {
-                    join_blocking(Some(&shared), &rooms, room, capacity)
+                    join_blocking(Some(&shared), &rooms, room, &limits)
                 })
                 .await
                 .unwrap_or_else(|panic| {
@@ -119,7 +121,7 @@ impl History {
                 let job = Job::Join {
                     rooms,
                     room,
-                    capacity,
+                    limits: limits.clone(),
                     done,
                 };
                 if jobs.send(job).await.is_err() {
@@ -182,14 +184,14 @@ pub(crate) fn join_blocking(
     shared: Option<&SharedHistory>,
     rooms: &Arc<Rooms<Outbox>>,
     room: RoomName,
-    capacity: usize,
+    limits: &OutboxLimits,
 ) -> Result<Joined, Closed> {
     let (membership, (control, inbox)) = rooms.join_replaying(
         room,
-        capacity,
+        limits,
         |room| shared.map_or_else(Vec::new, |shared| shared.replay_frames(room)),
-        |capacity| {
-            let (outbox, control, inbox) = outbox::outbox(capacity);
+        |limits| {
+            let (outbox, control, inbox) = outbox::outbox(&limits);
             (outbox, (control, inbox))
         },
     )?;

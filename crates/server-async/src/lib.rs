@@ -77,6 +77,7 @@ use std::time::Duration;
 use chat_protocol::ServerConfig;
 use chat_protocol::close::CloseReason;
 use chat_protocol::per_ip::PerIpLimits;
+use chat_protocol::queued::OutboxLimits;
 use chat_protocol::rooms::Rooms;
 use chat_protocol::tungstenite::protocol::WebSocketConfig;
 use tokio::net::TcpListener;
@@ -108,6 +109,8 @@ pub(crate) struct Shared {
     pending: Arc<Pending>,
     /// Connections per client address, and their rate.
     per_ip: Arc<PerIpLimits>,
+    /// Each outbox's bounds, and the server's budget of queued bytes.
+    outbox_limits: OutboxLimits,
     sockets: Sockets,
     shutdown: Shutdown,
 }
@@ -198,6 +201,7 @@ impl Shared {
             connections: Arc::new(Semaphore::new(config.max_connections)),
             pending: Pending::new(config.max_pending_handshakes),
             per_ip: PerIpLimits::new(&config),
+            outbox_limits: OutboxLimits::new(&config),
             rooms: Rooms::new(),
             layer,
             sockets: Sockets::default(),

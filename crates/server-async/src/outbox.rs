@@ -1,9 +1,10 @@
 //! A connection's queues to its writer task, all bounded.
 //!
-//! * `frames` (capacity `--outbox-capacity`, plus the replay queued in it at
-//!   join with `--history`): chat frames from the room. The
-//!   room pushes without blocking; a full queue gets the member closed with
-//!   1013 (see `chat_protocol::rooms`).
+//! * `frames` (capacity `--outbox-capacity` frames and `--outbox-bytes`,
+//!   plus the replay queued in it at join with `--history`, and within the
+//!   server's `--max-queued-bytes`: `chat_protocol::queued`): chat frames
+//!   from the room. The room pushes without blocking; a full queue gets the
+//!   member closed with 1013 (see `chat_protocol::rooms`).
 //! * `control` (capacity `CONTROL_CAPACITY`): from the connection's own
 //!   reader task: pongs, error replies, close requests. The reader waits
 //!   when it is full, which stops it reading: backpressure on its client.
@@ -13,21 +14,29 @@
 //!   of 32 slots and a 512-byte header up front, 1.5 KiB of every
 //!   connection for a message sent at most once.)
 //!
+//! Over the server's budget, the connection with the largest queue is
+//! evicted: asked to close with 1013, and hung up on (`shutdown(2)`), which
+//! ends a writer waiting for room in the socket at once, and with it the
+//! queue.
+//!
 //! A chat frame skips the queue when it can: with nothing queued and nobody
 //! writing, the room writes it to the socket itself with a `send` that
 //! cannot wait (`MSG_DONTWAIT`), from the task that broadcasts, and the
 //! member's writer task is not woken (`chat_protocol::gate`).
 
 use std::io;
-use std::sync::{Arc, OnceLock};
+use std::net::Shutdown as Direction;
+use std::sync::{Arc, OnceLock, Weak};
 
 use chat_protocol::close::CloseReason;
 use chat_protocol::config::CONTROL_CAPACITY;
 use chat_protocol::gate::WriteGate;
+use chat_protocol::queued::{Evict, OutboxLimits, QueuedBytes};
 use chat_protocol::rooms::{self, PushError};
 use chat_protocol::session::Control;
 use chat_protocol::wire::{WireFrame, WireFrames};
 use rustix::net::{SendFlags, send};
+use socket2::SockRef;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
@@ -52,12 +61,13 @@ pub struct Inbox {
 
 /// What the room needs to write straight to the socket, or to have the
 /// connection closed.
-#[derive(Default)]
 pub(crate) struct Direct {
     /// Who may write now.
     pub(crate) gate: WriteGate,
     /// The socket, set by the writer before it opens the gate.
     pub(crate) socket: OnceLock<Arc<OwnedWriteHalf>>,
+    /// Bytes queued in `frames`, and in the batch being written.
+    pub(crate) queued: QueuedBytes,
     /// The room's or the shutdown's request to close, the first one.
     close: OnceLock<CloseReason>,
     /// Wakes the writer for `close` (keeping the wake-up if it is busy).
@@ -74,14 +84,45 @@ impl Direct {
             self.closing.notified().await;
         }
     }
+
+    /// Asks the writer to close with `reason`, ahead of queued frames.
+    fn close(&self, reason: CloseReason) {
+        // A close already requested stands.
+        if self.close.set(reason).is_ok() {
+            self.closing.notify_one();
+        }
+    }
 }
 
-/// Makes a connection's queues: the room's outbox, the reader's control
-/// sender, and the writer's inbox.
-pub fn outbox(capacity: usize) -> (Outbox, Sender<Control>, Inbox) {
-    let (frames, frames_rx) = mpsc::channel(capacity);
+impl Evict for Direct {
+    fn queued(&self) -> &QueuedBytes {
+        &self.queued
+    }
+
+    fn evict(&self) {
+        self.close(CloseReason::SlowConsumer);
+        if let Some(socket) = self.socket.get() {
+            let stream: &TcpStream = socket.as_ref().as_ref();
+            let _ = SockRef::from(stream).shutdown(Direction::Both);
+        }
+    }
+}
+
+/// Makes a connection's queues, within `limits`: the room's outbox, the
+/// reader's control sender, and the writer's inbox.
+pub fn outbox(limits: &OutboxLimits) -> (Outbox, Sender<Control>, Inbox) {
+    let (frames, frames_rx) = mpsc::channel(limits.frames);
     let (control, control_rx) = mpsc::channel(CONTROL_CAPACITY);
-    let direct = Arc::new(Direct::default());
+    let direct = Arc::new(Direct {
+        gate: WriteGate::default(),
+        socket: OnceLock::new(),
+        queued: QueuedBytes::new(limits.bytes, &limits.budget),
+        close: OnceLock::new(),
+        closing: Notify::new(),
+    });
+    limits
+        .budget
+        .register(Arc::downgrade(&direct) as Weak<dyn Evict>);
     let inbox = Inbox {
         frames: frames_rx,
         control: control_rx,
@@ -94,9 +135,12 @@ impl Outbox {
     /// Queues `frames` for the writer task, one entry each.
     fn queue(&self, frames: impl Iterator<Item = WireFrame>) -> Result<(), PushError> {
         for frame in frames {
+            let bytes = frame.len();
+            self.direct.queued.reserve(bytes)?;
             self.direct.gate.queueing();
             self.frames.try_send(frame).map_err(|error| {
                 self.direct.gate.not_queued();
+                self.direct.queued.release(bytes);
                 match error {
                     TrySendError::Full(_) => PushError::Full,
                     TrySendError::Closed(_) => PushError::Gone,
@@ -130,10 +174,7 @@ impl rooms::Outbox for Outbox {
     }
 
     fn close(&self, reason: CloseReason) {
-        // A close already requested stands.
-        if self.direct.close.set(reason).is_ok() {
-            self.direct.closing.notify_one();
-        }
+        self.direct.close(reason);
     }
 }
 

@@ -78,9 +78,10 @@ impl Socket {
             };
             gather.push(frame);
         }
-        let frames = gather.frames();
+        let (frames, bytes) = (gather.frames(), gather.bytes());
         write_gathered(stream, gather).await?;
         hold.written(frames);
+        direct.queued.release(bytes);
         Ok(())
     }
 }

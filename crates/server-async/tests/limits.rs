@@ -16,5 +16,10 @@ async fn churn_leaves_no_trace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_queues_stay_within_the_bound() {
-    chat_testkit::limits::full_queues_stay_within_the_bound(BIN).await;
+    chat_testkit::queues::full_queues_stay_within_the_bound(BIN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_queue_goes_first() {
+    chat_testkit::queues::the_largest_queue_goes_first(BIN).await;
 }

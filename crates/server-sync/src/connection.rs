@@ -139,7 +139,7 @@ pub(crate) fn serve(
         inbox,
     } = match shared
         .layer
-        .join(&shared.rooms, room, config.outbox_capacity)
+        .join(&shared.rooms, room, &shared.outbox_limits)
     {
         Ok(joined) => joined,
         Err(refusal) => {

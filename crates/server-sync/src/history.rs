@@ -13,6 +13,7 @@ use std::sync::Arc;
 use chat_history::{HistoryError, SharedHistory};
 use chat_protocol::ServerConfig;
 use chat_protocol::message;
+use chat_protocol::queued::OutboxLimits;
 use chat_protocol::room::RoomName;
 use chat_protocol::rooms::{Closed, Membership, RoomHandle, Rooms};
 use chat_protocol::session::Control;
@@ -44,23 +45,23 @@ impl History {
         Ok(Self { shared })
     }
 
-    /// Joins `room` with a new outbox of `capacity` live frames, in which
+    /// Joins `room` with a new outbox within `limits`, in which
     /// the room's replay is queued first.
     pub(crate) fn join(
         &self,
         rooms: &Arc<Rooms<Outbox>>,
         room: RoomName,
-        capacity: usize,
+        limits: &OutboxLimits,
     ) -> Result<Joined, Closed> {
         let (membership, (control, inbox)) = rooms.join_replaying(
             room,
-            capacity,
+            limits,
             |room| match &self.shared {
                 Some(shared) => shared.replay_frames(room),
                 None => Vec::new(),
             },
-            |capacity| {
-                let (outbox, control, inbox) = outbox::outbox(capacity);
+            |limits| {
+                let (outbox, control, inbox) = outbox::outbox(&limits);
                 (outbox, (control, inbox))
             },
         )?;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chat_protocol::ServerConfig;
 use chat_protocol::config::Layer as LayerKind;
 use chat_protocol::message;
+use chat_protocol::queued::OutboxLimits;
 use chat_protocol::room::RoomName;
 use chat_protocol::rooms::{Membership, RoomHandle, Rooms};
 use chat_protocol::route::Refusal;
@@ -61,19 +62,19 @@ impl Layer {
         })
     }
 
-    /// Joins `room` with a new outbox of `capacity` live frames (plus, with
+    /// Joins `room` with a new outbox within `limits` (plus, with
     /// history, the replay queued first); with Redis, once the room's
     /// subscription is confirmed.
     pub(crate) fn join(
         &self,
         rooms: &Arc<Rooms<Outbox>>,
         room: RoomName,
-        capacity: usize,
+        limits: &OutboxLimits,
     ) -> Result<Joined, Refusal> {
         let (membership, control, inbox, subscription) = match self {
             Self::Memory(history) => {
                 let (membership, control, inbox) = history
-                    .join(rooms, room, capacity)
+                    .join(rooms, room, limits)
                     .map_err(|_closed| Refusal::ShuttingDown)?;
                 (membership, control, inbox, None)
             }
@@ -82,7 +83,7 @@ impl Layer {
                     tracing::warn!(%error, "join refused");
                     Refusal::LayerUnavailable
                 })?;
-                let (outbox, control, inbox) = outbox::outbox(capacity);
+                let (outbox, control, inbox) = outbox::outbox(limits);
                 let membership = rooms
                     .join(room, outbox)
                     .map_err(|_closed| Refusal::ShuttingDown)?;

@@ -76,6 +76,7 @@ use std::time::{Duration, Instant};
 use chat_protocol::ServerConfig;
 use chat_protocol::close::CloseReason;
 use chat_protocol::per_ip::PerIpLimits;
+use chat_protocol::queued::OutboxLimits;
 use chat_protocol::rooms::Rooms;
 use chat_protocol::tungstenite::protocol::WebSocketConfig;
 use crossbeam_channel::RecvTimeoutError;
@@ -112,6 +113,8 @@ pub(crate) struct Shared {
     pending: Arc<Pending>,
     /// Connections per client address, and their rate.
     per_ip: Arc<PerIpLimits>,
+    /// Each outbox's bounds, and the server's budget of queued bytes.
+    outbox_limits: OutboxLimits,
     sockets: Sockets,
     shutdown: Shutdown,
 }
@@ -184,6 +187,7 @@ impl Shared {
             connections: Limit::new(max_connections),
             pending: Pending::new(config.max_pending_handshakes),
             per_ip: PerIpLimits::new(&config),
+            outbox_limits: OutboxLimits::new(&config),
             rooms,
             layer,
             sockets: Sockets::default(),

@@ -78,9 +78,10 @@ impl Socket {
                 break;
             }
         }
-        let frames = gather.frames();
+        let (frames, bytes) = (gather.frames(), gather.bytes());
         write_gathered(stream, gather)?;
         hold.written(frames);
+        direct.queued.release(bytes);
         Ok(())
     }
 }

@@ -434,6 +434,48 @@ impl Client {
         }
     }
 
+    /// Reads chat messages until the connection ends, by a close frame
+    /// (answered) or without one (end of stream, or reset); returns the
+    /// messages and the close frame, if any. Panics on anything else, or if
+    /// the connection does not end in time.
+    pub async fn recv_until_gone(&mut self) -> (Vec<String>, Option<CloseFrame>) {
+        let mut messages = Vec::new();
+        loop {
+            let next = timeout(self.timeout, self.ws.next()).await;
+            let message = match next {
+                Ok(Some(Ok(message))) => message,
+                Ok(None | Some(Err(_))) => return (messages, None),
+                Err(_) => panic!(
+                    "{}: the connection did not end within {} s ({} messages so far)",
+                    self.label,
+                    self.timeout.as_secs(),
+                    messages.len()
+                ),
+            };
+            match message {
+                Message::Text(text) => match ServerFrame::parse(&text) {
+                    Ok(ServerFrame::Message { message }) => messages.push(message),
+                    _ => panic!(
+                        "{}: expected chat messages, got the text frame {}",
+                        self.label,
+                        abbreviate(&text)
+                    ),
+                },
+                Message::Ping(_) => self.pings_received += 1,
+                Message::Close(frame) => {
+                    self.finish_close().await;
+                    return (messages, frame);
+                }
+                other => panic!(
+                    "{}: expected chat messages, got {} after {} messages",
+                    self.label,
+                    describe(&other),
+                    messages.len()
+                ),
+            }
+        }
+    }
+
     /// After a close frame: reads (answering it on the way) until the
     /// connection ends. A reset at this point is fine: the server has said
     /// what it had to say.

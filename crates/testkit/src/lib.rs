@@ -45,6 +45,7 @@ pub mod launch;
 pub mod limits;
 mod process;
 mod procfs;
+pub mod queues;
 pub mod raw;
 mod redis;
 mod room;

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use crate::{Client, POLL_INTERVAL, POLL_TIMEOUT, ServerProcess, unique_room};
 
 /// How long a graceful stop may take.
-const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What a server process holds, read from `/proc/<pid>`.
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +33,7 @@ pub struct Usage {
 }
 
 /// The binary's file name, for what a test prints.
-fn name(bin: &str) -> &str {
+pub(crate) fn name(bin: &str) -> &str {
     bin.rsplit('/').next().unwrap_or(bin)
 }
 
@@ -361,100 +361,4 @@ async fn churn(addr: SocketAddr, cycles: usize) {
     while let Some(finished) = tasks.join_next().await {
         finished.expect("a churning client failed");
     }
-}
-
-/// Rooms with a stalled member in [`full_queues_stay_within_the_bound`].
-const STALLED_ROOMS: u64 = 8;
-/// `--outbox-capacity` there.
-const STALLED_OUTBOX: u64 = 512;
-/// `--max-message-bytes` there; messages are a little shorter.
-const STALLED_MESSAGE_BYTES: u64 = 32 * 1024;
-
-/// Memory under many full queues is bounded by configuration: in each of
-/// `STALLED_ROOMS` rooms a member stops reading while another sends
-/// messages near the size limit until the stalled member's outbox
-/// overflows. The stalled members are closed with 1013, every sender gets
-/// all its messages back, and the server's peak RSS (`VmHWM`) stays within
-/// the worst case the configuration allows (`rooms × --outbox-capacity ×
-/// --max-message-bytes`) plus a fixed margin for buffers.
-///
-/// Returns the peak growth and the worst case, in KiB, for the README.
-pub async fn full_queues_stay_within_the_bound(bin: &str) -> (u64, u64) {
-    let outbox = STALLED_OUTBOX.to_string();
-    let max_message = STALLED_MESSAGE_BYTES.to_string();
-    let args = [
-        "--addr",
-        "127.0.0.1:0",
-        "--outbox-capacity",
-        &outbox,
-        "--max-message-bytes",
-        &max_message,
-        // The stalled members' writers stay blocked until the end: on a
-        // loaded machine the default 10 s could drop them (without a close
-        // frame) before the test reads their 1013.
-        "--write-timeout-secs",
-        "600",
-    ];
-    let server = ServerProcess::start(bin, &args);
-    let (addr, pid) = (server.addr(), server.pid());
-    let idle_kib = usage(pid).rss_kib;
-
-    let mut rooms = tokio::task::JoinSet::new();
-    for _ in 0..STALLED_ROOMS {
-        rooms.spawn(fill_a_stalled_member(addr));
-    }
-    let mut senders = Vec::new();
-    while let Some(room) = rooms.join_next().await {
-        senders.push(room.expect("a stalled room failed"));
-    }
-    let peak_kib: u64 = crate::proc_status_field(pid, "VmHWM")
-        .expect("VmHWM")
-        .split_whitespace()
-        .next()
-        .and_then(|kib| kib.parse().ok())
-        .expect("VmHWM in kB");
-    let worst_kib = STALLED_ROOMS * STALLED_OUTBOX * STALLED_MESSAGE_BYTES / 1024;
-    const MARGIN_KIB: u64 = 64 * 1024;
-    let growth = peak_kib.saturating_sub(idle_kib);
-    eprintln!(
-        "{}: full queues: peak RSS {peak_kib} KiB, {growth} KiB above idle; worst case {worst_kib} KiB",
-        name(bin)
-    );
-    assert!(
-        growth <= worst_kib + MARGIN_KIB,
-        "peak RSS grew by {growth} KiB, beyond the configured worst case {worst_kib} KiB + {MARGIN_KIB} KiB"
-    );
-    server.stop_gracefully(senders, EXIT_TIMEOUT).await;
-    (growth, worst_kib)
-}
-
-/// One room: a member that never reads, and a sender that sends (reading
-/// each message back) until the stalled member's outbox, and the socket
-/// buffers before it, must have overflowed. Checks that the stalled member
-/// is closed with 1013; returns the sender, still connected.
-async fn fill_a_stalled_member(addr: SocketAddr) -> Client {
-    let room = unique_room("stalled");
-    let stalled_room = room.clone();
-    let mut stalled =
-        tokio::task::spawn_blocking(move || crate::DeafClient::connect(addr, &stalled_room))
-            .await
-            .expect("connecting the stalled member");
-    let mut sender = Client::connect(addr, &room).await;
-    // The queue, plus what the two sockets' buffers can hold (a few MB).
-    let sends = STALLED_OUTBOX + 8 * 1024 * 1024 / STALLED_MESSAGE_BYTES;
-    let filler = "x".repeat(STALLED_MESSAGE_BYTES as usize - 64);
-    for i in 0..sends {
-        let text = format!("{i} {filler}");
-        sender.send_chat(&text).await;
-        sender.expect_message(&text).await;
-    }
-    let end = tokio::task::spawn_blocking(move || stalled.wait_for_close(crate::STEP_TIMEOUT))
-        .await
-        .expect("reading the stalled member");
-    assert_eq!(
-        u16::from(end.close.code),
-        1013,
-        "the stalled member should be closed as too slow: {end:?}"
-    );
-    sender
 }
