@@ -26,8 +26,10 @@
 //!   handshake and idle timeouts); a writer on its queues, or in `write`
 //!   (bounded by the write timeout).
 //! * **Queues, all bounded** (`tokio::sync::mpsc`): per connection, the
-//!   outbox of `--outbox-capacity` chat frames, a control queue of
-//!   `CONTROL_CAPACITY` (pongs, error replies), and a close slot of 1.
+//!   outbox of `--outbox-capacity` chat frames and `--outbox-bytes`, a
+//!   control queue of `CONTROL_CAPACITY` (pongs, error replies), and a close
+//!   slot of 1; all outboxes together within `--max-queued-bytes`, over
+//!   which the largest is hung up on (`chat_protocol::queued`).
 //! * **Fan-out:** the sender's reader task formats the frame once (with the
 //!   messages that have already arrived behind it) and, under the room's
 //!   lock (`chat_protocol::rooms`), writes it to each member's socket with

@@ -20,8 +20,10 @@
 //!   timeouts); a writer in `select!` on its queues, or in `write` (bounded by
 //!   the write timeout).
 //! * **Queues, all bounded** (`crossbeam-channel`): per connection, the
-//!   outbox of `--outbox-capacity` chat frames, a control queue of
-//!   `CONTROL_CAPACITY` (pongs, error replies), and a close slot of 1.
+//!   outbox of `--outbox-capacity` chat frames and `--outbox-bytes`, a
+//!   control queue of `CONTROL_CAPACITY` (pongs, error replies), and a close
+//!   slot of 1; all outboxes together within `--max-queued-bytes`, over
+//!   which the largest is hung up on (`chat_protocol::queued`).
 //! * **Fan-out:** the sender's reader thread formats the frame once (with the
 //!   messages that have already arrived behind it, read with `MSG_DONTWAIT`)
 //!   and, under the room's lock (`chat_protocol::rooms`), writes it to each

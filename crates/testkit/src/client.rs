@@ -405,32 +405,13 @@ impl Client {
     /// and the close frame (answered, as in [`Client::expect_close`]). Panics
     /// on anything else, or if the connection ends without a close frame.
     pub async fn recv_until_close(&mut self) -> (Vec<String>, CloseFrame) {
-        let mut messages = Vec::new();
-        loop {
-            let waiting_for = format!(
-                "chat messages then a close frame ({} messages so far)",
+        match self.recv_until_gone().await {
+            (messages, Some(frame)) => (messages, frame),
+            (messages, None) => panic!(
+                "{}: expected chat messages then a close frame, the connection ended without one after {} messages",
+                self.label,
                 messages.len()
-            );
-            match self.recv(&waiting_for).await {
-                Message::Text(text) => match ServerFrame::parse(&text) {
-                    Ok(ServerFrame::Message { message }) => messages.push(message),
-                    _ => panic!(
-                        "{}: expected chat messages then a close frame, got the text frame {}",
-                        self.label,
-                        abbreviate(&text)
-                    ),
-                },
-                Message::Close(Some(frame)) => {
-                    self.finish_close().await;
-                    return (messages, frame);
-                }
-                other => panic!(
-                    "{}: expected chat messages then a close frame, got {} after {} messages",
-                    self.label,
-                    describe(&other),
-                    messages.len()
-                ),
-            }
+            ),
         }
     }
 
